@@ -1,0 +1,1 @@
+"""Vendor connectors: verify, parse and normalize webhooks, one folder per vendor."""

@@ -1,0 +1,72 @@
+"""The connector contract.
+
+Headers reach a connector as a mapping with lower-case names. Secrets are the source's list of
+secrets as configured (rotation: any one may match). `now` is unix seconds, injected so the
+timestamp window can be tested at its edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from schemas.envelope import Envelope
+from schemas.records import Record
+
+Headers = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event carved out of a verified request (a batch yields several)."""
+
+    dedupe_key: str
+    type: str
+    payload: Any
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a verified request holds: events to store, and/or a reply the vendor expects."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    reply: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A realistic request signed like the vendor would sign it (for `hookyard send --sample`)."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every vendor connector provides."""
+
+    name: str
+
+    def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: float,
+               options: Mapping[str, Any]) -> None:
+        """Raise VerificationError unless the raw body and headers carry a valid signature."""
+
+    def parse(self, body: bytes, headers: Headers, options: Mapping[str, Any]) -> Parsed:
+        """Turn a verified request into deliveries (raise MalformedError when it cannot)."""
+
+    def normalize(self, envelope: Envelope) -> list[Record]:
+        """Map a stored event to canonical records; unknown types yield no records."""
+
+    def sample(self, secret: str, now: float) -> SignedRequest:
+        """Build a realistic signed request; each call is a new delivery."""
+
+
+@runtime_checkable
+class Handshake(Protocol):
+    """Connectors whose vendor verifies the endpoint with a GET (Meta's hub.challenge)."""
+
+    def handshake(self, query: Mapping[str, str], options: Mapping[str, Any]) -> str:
+        """Return the body to answer the GET with; raise VerificationError to refuse it."""

@@ -1,0 +1,16 @@
+"""Shopify: base64 HMAC-SHA256 of the raw body, no signed timestamp."""
+
+from connectors.shopify.normalize import normalize, parse
+from connectors.shopify.sample import sample
+from connectors.shopify.verify import verify
+
+
+class ShopifyConnector:
+    name = "shopify"
+    verify = staticmethod(verify)
+    parse = staticmethod(parse)
+    normalize = staticmethod(normalize)
+    sample = staticmethod(sample)
+
+
+connector = ShopifyConnector()

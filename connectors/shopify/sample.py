@@ -1,0 +1,42 @@
+"""A realistic orders/create delivery, shaped like Shopify's documented example."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+
+from connectors._hmac import b64_digest
+from connectors.base import SignedRequest
+
+
+def sample(secret: str, now: float) -> SignedRequest:
+    order_id = random.randint(10**17, 10**18)
+    when = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+    body = orjson.dumps({
+        "id": order_id,
+        "name": f"#{random.randint(1000, 9999)}",
+        "order_number": random.randint(1000, 9999),
+        "email": "jon@example.com",
+        "created_at": when,
+        "updated_at": when,
+        "currency": "USD",
+        "total_price": "199.65",
+        "financial_status": "paid",
+        "customer": {"id": 115310627314723954, "email": "jon@example.com",
+                     "first_name": "Jon", "last_name": "Snow", "updated_at": when},
+        "line_items": [{"id": 866550311766439020, "title": "IPod Nano - 8GB", "quantity": 1,
+                        "price": "199.00", "sku": "IPOD2008BLACK"}],
+    })
+    return SignedRequest(body=body, headers={
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": b64_digest(secret.encode(), body),
+        "X-Shopify-Shop-Domain": "example.myshopify.com",
+        "X-Shopify-API-Version": "2026-10",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": when,
+    })

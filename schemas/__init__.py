@@ -1,0 +1,1 @@
+"""Shared contracts: the event envelope, canonical records and the error tree."""

@@ -1,0 +1,78 @@
+"""The one error tree of Hookyard.
+
+    HookyardError
+    ├── ConfigError            bad configuration; the process refuses to start (exit 2)
+    ├── IngressError           a request is refused; carries the HTTP status and a reason code
+    │   ├── VerificationError  401: signature, timestamp or missing signing header
+    │   ├── MalformedError     400: the body or a required header cannot be understood
+    │   ├── UnknownSourceError 404
+    │   ├── TooLargeError      413
+    │   └── UnsupportedMediaError 415
+    └── ProcessingError        raised while a worker handles an event
+        ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
+        └── PermanentError     retrying cannot help: dead-letter at once
+"""
+
+from __future__ import annotations
+
+
+class HookyardError(Exception):
+    """Root of every error Hookyard raises on purpose."""
+
+
+class ConfigError(HookyardError):
+    """The configuration cannot be used; the message names file, source and field."""
+
+
+class IngressError(HookyardError):
+    """A webhook request is refused with `status` and a machine-readable `code`."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class VerificationError(IngressError):
+    status = 401
+    code = "invalid_signature"
+
+
+class MalformedError(IngressError):
+    status = 400
+    code = "malformed"
+
+
+class UnknownSourceError(IngressError):
+    status = 404
+    code = "unknown_source"
+
+
+class TooLargeError(IngressError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaError(IngressError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ProcessingError(HookyardError):
+    """Raised while a worker processes an event."""
+
+
+class TransientError(ProcessingError):
+    """Worth retrying; `retry_after_s` overrides the computed backoff when the remote said so."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentError(ProcessingError):
+    """Retrying cannot help; the event goes to the dead letters."""
