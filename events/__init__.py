@@ -1,0 +1,1 @@
+"""Ingress and the durable inbox: verified webhooks become stored events."""

@@ -1,0 +1,85 @@
+"""The ASGI application: the webhook hot path plus health and metrics.
+
+`/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from events.db import make_async_engine
+from events.inbox import Inbox
+from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
+from events.logging import configure_logging
+from events.publisher import Publisher
+from events.settings import Settings, get_settings
+from events.sources import load_sources
+
+log = structlog.get_logger()
+
+
+class HookyardApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sources = load_sources(settings.config, settings.secrets_file)
+        self.engine = make_async_engine(settings.database_url,
+                                        pool_size=settings.ingress.writers + 2)
+        self.inbox = Inbox(self.engine, batch_max=settings.ingress.batch_max,
+                           writers=settings.ingress.writers)
+        self.publisher = Publisher()
+        self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)
+        self.rest = Starlette(routes=[
+            Route("/healthz", self.health),
+            Route("/metrics", self.metrics),
+        ])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.ingress(scope, receive, send)
+        elif scope["type"] == "http" and not scope["path"].startswith(("/healthz", "/metrics")):
+            await respond(send, 404, {"error": "not_found", "detail": f"no route {scope['path']}"})
+        else:
+            await self.rest(scope, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.inbox.start()
+                await self.publisher.start()
+                log.info("ingress.started", sources=sorted(self.sources))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.publisher.stop()
+                await self.inbox.stop()
+                await self.engine.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def health(self, request: Request) -> Response:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "database": repr(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "sources": sorted(self.sources)})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app() -> Any:
+    """Factory for uvicorn (`--factory events.app:create_app`)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return HookyardApp(settings)

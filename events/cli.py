@@ -1,0 +1,291 @@
+"""`hookyard`: the operator's command line."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets as secrets_lib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from connectors import registry
+from events.db import events, make_engine
+from events.settings import DATA_DIR, get_settings
+from events.sources import Source, load_sources, read_secrets_file
+from schemas.errors import ConfigError
+
+cli = typer.Typer(help="Hookyard: verified webhooks, durable inbox, reliable Celery workers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+events_cli = typer.Typer(help="Inspect stored events.", no_args_is_help=True)
+connectors_cli = typer.Typer(help="Built-in and installed connectors.", no_args_is_help=True)
+cli.add_typer(events_cli, name="events")
+cli.add_typer(connectors_cli, name="connectors")
+console = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+DEMO_SOURCES = {
+    "shop": ("shopify", "SHOPIFY_WEBHOOK_SECRET", ""),
+    "payments": ("stripe", "STRIPE_WEBHOOK_SECRET", "whsec_"),
+    "github": ("github", "GITHUB_WEBHOOK_SECRET", ""),
+    "svix": ("standard-webhooks", "STANDARD_WEBHOOK_SECRET", "whsec_"),
+}
+
+
+@cli.callback()
+def main_options(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Sources file (TOML).",
+                                                envvar="HOOKYARD_CONFIG")] = None,
+) -> None:
+    if config is not None:
+        os.environ["HOOKYARD_CONFIG"] = str(config)  # children (web, worker) inherit it
+        get_settings.cache_clear()
+
+
+def _sources() -> dict[str, Source]:
+    settings = get_settings()
+    return load_sources(settings.config, settings.secrets_file)
+
+
+def _demo_secret(prefix: str) -> str:
+    """Stripe and Standard Webhooks secrets are `whsec_` + base64; the others are opaque."""
+    if prefix == "whsec_":
+        return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    return secrets_lib.token_hex(24)
+
+
+def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
+    """First run of `hookyard dev`: a demo sources file and random secrets outside the repo."""
+    if config.exists():
+        return
+    lines = ["# Created by `hookyard dev`. Secrets come from the environment or the secrets file.\n"]
+    demo = {name: spec for name, spec in DEMO_SOURCES.items() if spec[0] in registry.names()}
+    for name, (connector, var, _) in demo.items():
+        lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n')
+    config.write_text("\n".join(lines))
+    if secrets_file is not None:
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        have = read_secrets_file(secrets_file)
+        with secrets_file.open("a") as fh:
+            for _, var, prefix in demo.values():
+                if var not in have and var not in os.environ:
+                    fh.write(f"{var}={_demo_secret(prefix)}\n")
+        secrets_file.chmod(0o600)
+    console.print(f"[green]created[/] {config} (demo sources) and {secrets_file} (random secrets)")
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from events.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]database is at the latest schema[/] ({_redact(settings.database_url)})")
+
+
+def _redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Ingress processes.")] = 1,
+) -> None:
+    """Run the webhook ingress (uvicorn)."""
+    import uvicorn
+
+    _sources()  # refuse to start on a bad config, before binding the port
+    uvicorn.run("events.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, loop="auto", http="auto", lifespan="on")
+
+
+def worker_queues() -> list[str]:
+    from workers.constants import MAINTENANCE_QUEUE, vendor_queue
+
+    vendors = sorted({s.connector for s in _sources().values()})
+    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
+    beat: Annotated[bool, typer.Option("--beat", help="Embed the scheduler (one per system!).")] = False,
+    pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
+) -> None:
+    """Run a Celery worker on the vendor queues."""
+    from workers.app import app
+
+    settings = get_settings()
+    argv = ["worker", "--loglevel", "INFO", "--pool", pool,
+            "--concurrency", str(concurrency or settings.worker.concurrency),
+            "-Q", queues or ",".join(worker_queues()), "--without-gossip", "--without-mingle"]
+    if beat:
+        DATA_DIR.mkdir(exist_ok=True)
+        argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+    app.worker_main(argv)
+
+
+@cli.command()
+def beat() -> None:
+    """Run the scheduler (relay, syncs). Exactly one per system."""
+    from workers.app import app
+
+    DATA_DIR.mkdir(exist_ok=True)
+    app.start(["beat", "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")])
+
+
+@cli.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Ingress port.")] = 8000,
+) -> None:
+    """Everything on this machine, nothing to install: ingress, worker and beat on SQLite."""
+    settings = get_settings()
+    bootstrap_demo(settings.config, settings.secrets_file)
+    os.environ.setdefault("HOOKYARD_LOG_FORMAT", "console")
+    get_settings.cache_clear()
+    _sources()
+    migrate()
+    base = [sys.executable, "-m", "events.cli"]
+    children = [
+        subprocess.Popen([*base, "web", "--port", str(port)]),
+        subprocess.Popen([*base, "worker", "--beat", "--concurrency", "2"]),
+    ]
+    console.print(f"[bold green]Hookyard is up[/]: POST http://127.0.0.1:{port}/webhooks/<source>  "
+                  f"(sources: {', '.join(_sources())}). Try: hookyard send shop --sample")
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait(timeout=30)
+
+
+@cli.command()
+def send(
+    source: Annotated[str, typer.Argument(help="A configured source name.")],
+    sample: Annotated[bool, typer.Option("--sample", help="Sign and send the connector's sample.")] = False,
+    url: Annotated[str, typer.Option(help="Ingress base URL.")] = "http://127.0.0.1:8000",
+    count: Annotated[int, typer.Option(help="How many deliveries.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Post a signed sample webhook to the ingress, as the vendor would."""
+    if not sample:
+        raise typer.BadParameter("only --sample is supported: it signs a realistic payload")
+    src = _sources().get(source)
+    if src is None:
+        raise ConfigError(f"no source named {source!r} in {get_settings().config}")
+    connector = registry.get(src.connector)
+    results = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(count):
+            req = connector.sample(src.secrets[0], time.time())
+            try:
+                resp = client.post(f"{url.rstrip('/')}/webhooks/{source}", content=req.body,
+                                   headers=req.headers)
+            except httpx.HTTPError as exc:
+                Console(stderr=True).print(f"[red]cannot reach the ingress at {url}:[/] {exc}")
+                raise typer.Exit(1) from None
+            results.append({"status": resp.status_code, "response": resp.json()})
+    if as_json:
+        sys.stdout.write(orjson.dumps(results).decode() + "\n")
+    else:
+        for r in results:
+            console.print(f"{r['status']} {orjson.dumps(r['response']).decode()}")
+    if any(r["status"] >= 300 for r in results):
+        raise typer.Exit(1)
+
+
+def _event_dict(row: Any, full: bool = False) -> dict[str, Any]:
+    data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()
+            if k not in ("body", "headers", "payload", "lease_token")}
+    if full:
+        data["headers"] = row.headers
+        data["body"] = row.body.decode("utf-8", "replace")
+        data["payload"] = row.payload
+    return data
+
+
+@events_cli.command("list")
+def events_list(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    state: Annotated[str | None, typer.Option(help="accepted|processing|retry|done|dead")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored events, newest first."""
+    stmt = select(*(c for c in events.c if c.name not in ("body", "headers", "payload")))
+    if source:
+        stmt = stmt.where(events.c.source == source)
+    if state:
+        stmt = stmt.where(events.c.state == state)
+    stmt = stmt.order_by(events.c.received_at.desc(), events.c.id.desc()).limit(limit)
+    with make_engine(get_settings().database_url).connect() as conn:
+        rows = [_event_dict(r) for r in conn.execute(stmt)]
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    table = Table("id", "source", "type", "state", "attempts", "received_at")
+    for r in rows:
+        table.add_row(r["id"], r["source"], r["type"], r["state"], str(r["attempts"]), r["received_at"])
+    console.print(table)
+
+
+@events_cli.command("show")
+def events_show(event_id: str, as_json: JsonOpt = False) -> None:
+    """Show one event with its raw request."""
+    with make_engine(get_settings().database_url).connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    if row is None:
+        console.print(f"[red]no event {event_id}[/]")
+        raise typer.Exit(1)
+    data = _event_dict(row, full=True)
+    if as_json:
+        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+    else:
+        console.print_json(orjson.dumps(data).decode())
+
+
+@connectors_cli.command("list")
+def connectors_list(as_json: JsonOpt = False) -> None:
+    """Connectors found through the `hookyard.connectors` entry points."""
+    rows = [{"name": n, "package": registry.origin(n)} for n in registry.names()]
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    table = Table("connector", "package")
+    for r in rows:
+        table.add_row(r["name"], r["package"])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        cli()
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[red]configuration error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

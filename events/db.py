@@ -1,0 +1,152 @@
+"""Tables and engines. The database is the source of truth; the broker only carries event ids.
+
+Event states: accepted → processing → done, or → retry → processing …, or → dead.
+`available_at` gates claiming (a lease or a retry's due time); `relay_at` is when the relay
+republishes an unfinished event whose message may have been lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ACCEPTED, PROCESSING, RETRY, DONE, DEAD = "accepted", "processing", "retry", "done", "dead"
+UNFINISHED = (ACCEPTED, PROCESSING, RETRY)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("vendor", String(50), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("dedupe_key", String(500), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("occurred_at", UTCDateTime),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("relay_at", UTCDateTime, nullable=False),
+    Column("relayed", Integer, nullable=False, default=0),
+    Column("lease_token", String(36)),
+    Column("processed_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the raw request, byte-exact
+    Column("payload", JSON),  # the item, when the request was a batch; else parsed from body
+    UniqueConstraint("source", "dedupe_key", name="uq_events_source_dedupe"),
+    Index("ix_events_relay", "state", "relay_at"),
+    Index("ix_events_received", "received_at"),
+)
+
+records = Table(
+    "records", metadata,
+    Column("vendor", String(50), primary_key=True),
+    Column("kind", String(50), primary_key=True),
+    Column("external_id", String(200), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime),
+    Column("event_id", String(36), nullable=False),  # the event that last changed it
+    Column("version", Integer, nullable=False),  # how many events changed it
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    u = make_url(sync_url(url))
+    if u.drivername == "sqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    u = make_url(url)
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    url = sync_url(url)
+    _ensure_sqlite_dir(url)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    url = async_url(url)
+    _ensure_sqlite_dir(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if not url.startswith("sqlite"):
+        kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=5)
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def dialect_insert(dialect_name: str) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert

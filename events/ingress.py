@@ -1,0 +1,182 @@
+"""POST /webhooks/{source}: the hot path, as a plain ASGI handler.
+
+find source → size and content checks → verify raw bytes → parse into envelopes →
+group-committed insert (duplicates are successes) → publish new ids after commit → 2xx.
+Every refusal answers JSON {"error", "detail"} with its status, a log line and a metric.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import structlog
+
+from connectors import registry
+from connectors.base import Connector, Handshake, Parsed
+from events import metrics
+from events.db import ACCEPTED
+from events.ids import new_event_id
+from events.inbox import Inbox
+from events.publisher import Publisher
+from events.settings import Settings
+from events.sources import Source
+from schemas.errors import (
+    IngressError,
+    MalformedError,
+    TooLargeError,
+    UnknownSourceError,
+    UnsupportedMediaError,
+    VerificationError,
+)
+
+log = structlog.get_logger()
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+PREFIX = "/webhooks/"
+JSON_TYPES = ("application/json",)
+
+
+class ServiceUnavailable(Exception):
+    """The inbox could not commit: answer 503 with Retry-After, the vendor will retry."""
+
+
+async def respond(send: Send, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+    payload = body if isinstance(body, bytes) else orjson.dumps(body)
+    content_type = b"text/plain; charset=utf-8" if isinstance(body, bytes) else b"application/json"
+    raw = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise MalformedError("client disconnected before the body was complete", code="disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Ingress:
+    def __init__(self, settings: Settings, sources: Mapping[str, Source], inbox: Inbox,
+                 publisher: Publisher, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.inbox = inbox
+        self.publisher = publisher
+        self.clock = clock
+        self.connectors: dict[str, Connector] = {s.connector: registry.get(s.connector)
+                                                 for s in sources.values()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path"][len(PREFIX):].strip("/")
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id, source=name)
+        reason = "accepted"
+        try:
+            source = self.sources.get(name)
+            if source is None:
+                raise UnknownSourceError(f"no source named {name!r} is configured")
+            status, body, extra = await self._handle(scope, receive, source)
+        except IngressError as exc:
+            status, reason = exc.status, exc.code
+            if scope["method"] == "GET" and isinstance(exc, VerificationError):
+                status = 403  # a refused handshake: the vendor asked, we decline
+            body, extra = {"error": exc.code, "detail": exc.detail}, {}
+            log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
+        except ServiceUnavailable as exc:
+            status, reason = 503, "cannot_persist"
+            body = {"error": reason, "detail": "events cannot be stored right now; retry later"}
+            extra = {"retry-after": str(self.settings.ingress.retry_after_s)}
+            log.error("ingress.rejected", status=status, reason=reason, detail=str(exc))
+        except Exception:
+            status, reason = 500, "internal"
+            body, extra = {"error": reason, "detail": "unexpected error; nothing was stored"}, {}
+            log.exception("ingress.failed")
+        extra["x-request-id"] = request_id
+        await respond(send, status, body, extra)
+        known = name if name in self.sources else "_unknown"
+        metrics.REQUESTS.labels(known, str(status), reason).inc()
+        metrics.LATENCY.labels(known).observe(time.perf_counter() - started)
+        structlog.contextvars.unbind_contextvars("request_id", "source")
+
+    async def _handle(self, scope: Scope, receive: Receive,
+                      source: Source) -> tuple[int, Any, dict[str, str]]:
+        connector = self.connectors[source.connector]
+        if scope["method"] == "GET":
+            return self._handshake(scope, connector, source)
+        if scope["method"] != "POST":
+            raise MalformedError(f"method {scope['method']} is not accepted here; use POST",
+                                 code="method_not_allowed")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self._check_content(headers, connector)
+        body = await read_body(receive, self.settings.ingress.max_body_bytes)
+        now = self.clock()
+        connector.verify(body, headers, source.secrets, now, source.options)
+        parsed = connector.parse(body, headers, source.options)
+        new, duplicates = await self._store(source, body, headers, parsed, now)
+        for event_id in new:
+            self.publisher.submit(event_id, source.connector)
+        answer: dict[str, Any] = {"accepted": len(new), "duplicates": duplicates, "ids": new}
+        if parsed.reply is not None:
+            return 200, parsed.reply if not parsed.deliveries else {**parsed.reply, **answer}, {}
+        log.info("ingress.accepted", accepted=len(new), duplicates=duplicates)
+        return 200, answer, {}
+
+    def _check_content(self, headers: Mapping[str, str], connector: Connector) -> None:
+        length = headers.get("content-length")
+        limit = self.settings.ingress.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise TooLargeError(f"body of {length} bytes exceeds {limit} bytes")
+        allowed = getattr(connector, "content_types", JSON_TYPES)
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type not in allowed:
+            raise UnsupportedMediaError(
+                f"content type {content_type or 'missing'!r}; expected {' or '.join(allowed)}")
+
+    def _handshake(self, scope: Scope, connector: Connector,
+                   source: Source) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(connector, Handshake):
+            raise MalformedError(f"connector {connector.name} has no GET handshake; use POST",
+                                 code="method_not_allowed")
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        return 200, connector.handshake(query, source.options).encode(), {}
+
+    async def _store(self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed,
+                     now: float) -> tuple[list[str], int]:
+        if not parsed.deliveries:
+            return [], 0
+        received = datetime.fromtimestamp(now, UTC)
+        relay_at = received + timedelta(seconds=self.settings.relay.grace_s)
+        batch = len(parsed.deliveries) > 1
+        rows = [{
+            "id": new_event_id(now), "source": source.name, "vendor": source.connector,
+            "type": d.type, "dedupe_key": d.dedupe_key, "state": ACCEPTED, "attempts": 0,
+            "received_at": received, "occurred_at": d.occurred_at, "available_at": received,
+            "relay_at": relay_at, "relayed": 0, "headers": headers, "body": body,
+            "payload": d.payload if batch else None,
+        } for d in parsed.deliveries]
+        try:
+            inserted = await self.inbox.add(rows)
+        except Exception as exc:
+            raise ServiceUnavailable(repr(exc)) from exc
+        new = [r["id"] for r in rows if r["id"] in inserted]
+        metrics.EVENTS.labels(source.name, "new").inc(len(new))
+        metrics.EVENTS.labels(source.name, "duplicate").inc(len(rows) - len(new))
+        return new, len(rows) - len(new)

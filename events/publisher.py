@@ -1,0 +1,56 @@
+"""Publish new event ids to their vendor queues after commit, off the event loop.
+
+A failed publish loses nothing: the event stays `accepted` and the relay republishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from events import metrics
+from workers.app import publish
+
+log = structlog.get_logger()
+
+
+class Publisher:
+    def __init__(self, batch_max: int = 500) -> None:
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._batch_max = batch_max
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Publish what is waiting (best effort), then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drained(), timeout=5)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _drained(self) -> None:
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+
+    def submit(self, event_id: str, vendor: str) -> None:
+        self._queue.put_nowait((event_id, vendor))
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(publish, batch)
+                metrics.PUBLISHED.inc(len(batch))
+            except Exception as exc:
+                metrics.PUBLISH_FAILURES.inc(len(batch))
+                log.warning("publish.failed", error=repr(exc), events=len(batch),
+                            detail="left accepted; the relay will publish them")

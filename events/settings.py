@@ -1,0 +1,53 @@
+"""Process settings from the environment (prefix HOOKYARD_, nested with __).
+
+Sources (which webhooks we accept) live in a TOML file, see `events.sources`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".hookyard")
+
+
+class IngressSettings(BaseModel):
+    max_body_bytes: int = 10 * 1024 * 1024
+    retry_after_s: int = 5  # told to vendors when we cannot persist (503)
+    batch_max: int = 500  # rows per inbox transaction (group commit)
+    writers: int = 2  # inbox transactions in flight at once
+
+
+class WorkerSettings(BaseModel):
+    lease_s: float = 120.0  # a claimed event is re-driven when its lease expires
+    concurrency: int = 2
+    fault_delay_s: float = 0.0  # failure drills only: hold each lease this long before finishing
+
+
+class RelaySettings(BaseModel):
+    interval_s: float = 5.0  # how often beat runs the relay
+    grace_s: float = 30.0  # an unfinished event is republished this long after it was last published
+    batch: int = 1000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
+
+    config: Path = Path("hookyard.toml")
+    secrets_file: Path | None = DATA_DIR / "secrets.env"
+    database_url: str = f"sqlite:///{DATA_DIR}/hookyard.db"
+    broker_url: str = f"sqla+sqlite:///{DATA_DIR}/broker.db"
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

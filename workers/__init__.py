@@ -1,0 +1,1 @@
+"""Celery workers: process stored events, relay unpublished ones, run scheduled jobs."""

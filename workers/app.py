@@ -1,0 +1,56 @@
+"""The Celery application, configured from settings when first used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from celery import Celery
+
+from events.settings import Settings, get_settings
+from workers.constants import MAINTENANCE_QUEUE, PROCESS_TASK, RELAY_TASK, vendor_queue
+
+log = structlog.get_logger()
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 3,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        # At-least-once delivery; exactly-once effects come from leases and fencing in the database.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": MAINTENANCE_QUEUE,
+        "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,  # our structlog lines go to stderr as they are
+        "worker_send_task_events": False,
+        "beat_schedule": {
+            "relay": {
+                "task": RELAY_TASK,
+                "schedule": settings.relay.interval_s,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.relay.interval_s, 1.0)},
+            },
+        },
+    }
+
+
+app = Celery("hookyard", include=["workers.tasks"])
+app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(get_settings())), weak=False)
+
+
+def publish(items: Iterable[tuple[str, str]]) -> int:
+    """Send (event_id, vendor) pairs to their vendor queues over one connection; return how many."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for event_id, vendor in items:
+            app.send_task(PROCESS_TASK, args=[event_id], queue=vendor_queue(vendor), producer=producer)
+            sent += 1
+    return sent

@@ -1,0 +1,11 @@
+"""Queue and task names in one place."""
+
+QUEUE_PREFIX = "hookyard."
+MAINTENANCE_QUEUE = "hookyard.maintenance"
+
+PROCESS_TASK = "hookyard.events.process"
+RELAY_TASK = "hookyard.maintenance.relay"
+
+
+def vendor_queue(vendor: str) -> str:
+    return f"{QUEUE_PREFIX}{vendor}"

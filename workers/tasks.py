@@ -1,0 +1,49 @@
+"""Celery tasks: thin wrappers that take ids, open the database and call the real logic."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import structlog
+from celery.signals import worker_process_init
+from sqlalchemy import Engine
+
+from events.db import make_engine
+from events.logging import configure_logging
+from events.settings import get_settings
+from workers import processing
+from workers.app import app
+from workers.constants import PROCESS_TASK, RELAY_TASK
+from workers.relay import relay as run_relay
+
+
+@cache
+def _engine(pid: int) -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+def engine() -> Engine:
+    """One engine per process; a forked child never reuses its parent's connections."""
+    return _engine(os.getpid())
+
+
+@worker_process_init.connect
+def _init_process(**_: object) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def process_event(self, event_id: str) -> str:  # type: ignore[no-untyped-def]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=self.request.id, event_id=event_id)
+    worker = get_settings().worker
+    return str(processing.process(engine(), event_id, lease_s=worker.lease_s,
+                                  fault_delay_s=worker.fault_delay_s))
+
+
+@app.task(name=RELAY_TASK)
+def relay() -> int:
+    settings = get_settings()
+    return run_relay(engine(), grace_s=settings.relay.grace_s, limit=settings.relay.batch)
