@@ -1,0 +1,89 @@
+"""Integration fixtures: a real stack per test on PostgreSQL + Redis, or on SQLite + embedded broker."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from events.migrate import upgrade
+from tests.conftest import PG_ADMIN_URL, REDIS_URL, need
+from tests.integration.harness import Stack, postgres_database
+
+SOURCES = {"shop": "shopify"}
+
+
+def _secrets() -> dict[str, str]:
+    return {name: secrets.token_hex(16) for name in SOURCES}
+
+
+@pytest.fixture
+def redis_url(worker_id_num: int) -> Iterator[str]:
+    url = f"{REDIS_URL}/{1 + worker_id_num % 15}"
+    try:
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+    except redis.RedisError as exc:
+        need("Redis", exc)
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    probe = create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with probe.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        need("PostgreSQL", exc)
+    finally:
+        probe.dispose()
+    with postgres_database(PG_ADMIN_URL) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_stack(tmp_path: Path, pg_url: str, redis_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """PostgreSQL + Redis, production-shaped."""
+    stack = Stack(root=tmp_path, database_url=pg_url, broker_url=redis_url, secrets=_secrets())
+    stack.write_config(SOURCES)
+    yield stack
+    _close(stack, request)
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The embedded default: SQLite database and kombu's SQLAlchemy transport on SQLite."""
+    stack = Stack(root=tmp_path, database_url=f"sqlite:///{tmp_path}/hookyard.db",
+                  broker_url=f"sqla+sqlite:///{tmp_path}/broker.db", secrets=_secrets())
+    stack.write_config(SOURCES)
+    upgrade(stack.database_url)
+    yield stack
+    _close(stack, request)
+
+
+@pytest.fixture(params=["postgres-redis", "sqlite-embedded"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """Both backends: the same behaviour is promised on each."""
+    name = "pg_stack" if request.param == "postgres-redis" else "sqlite_stack"
+    return request.getfixturevalue(name)
+
+
+def _close(stack: Stack, request: pytest.FixtureRequest) -> None:
+    report = getattr(request.node, "rep_call", None)
+    stack.close()
+    if report is not None and report.failed:
+        print(stack.logs())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
