@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -17,7 +18,9 @@ log = structlog.get_logger()
 
 
 class Publisher:
-    def __init__(self, batch_max: int = 500) -> None:
+    def __init__(self, send: Callable[[list[tuple[str, str]]], int] = publish,
+                 batch_max: int = 500) -> None:
+        self._send = send
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._batch_max = batch_max
         self._task: asyncio.Task[None] | None = None
@@ -48,7 +51,7 @@ class Publisher:
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await asyncio.to_thread(publish, batch)
+                await asyncio.to_thread(self._send, batch)
                 metrics.PUBLISHED.inc(len(batch))
             except Exception as exc:
                 metrics.PUBLISH_FAILURES.inc(len(batch))

@@ -1,0 +1,35 @@
+# One Makefile; CI calls these targets verbatim.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install dev test unit integration lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: install  ## start ingress, worker and beat on the embedded default (SQLite, no services)
+	$(VENV)/bin/hookyard dev
+
+test: install  ## the whole suite: unit, then integration on real services
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(PY) -m pytest -n 2 --dist loadfile tests/integration $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .hookyard .pytest_cache

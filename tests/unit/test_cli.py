@@ -1,0 +1,38 @@
+"""The command line: exit codes and the first-run experience."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "events.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+
+
+def test_invalid_config_exits_2_with_one_readable_line(tmp_path: Path) -> None:
+    """A bad sources file stops any command with exit code 2 and a message naming the field."""
+    (tmp_path / "hookyard.toml").write_text('[sources.shop]\nconnector = "shopify"\nsecrets = [""]\n')
+    result = run("web", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sources.shop.secrets" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_then_events_list_json_on_the_embedded_default(tmp_path: Path) -> None:
+    """With nothing configured, migrate creates the SQLite database and events list answers []."""
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    assert (tmp_path / ".hookyard" / "hookyard.db").exists()
+    listed = run("events", "list", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "[]"
+
+
+def test_connectors_list_shows_built_ins(tmp_path: Path) -> None:
+    """Built-in connectors are found through the entry-point group."""
+    result = run("connectors", "list", "--json", cwd=tmp_path)
+    assert result.returncode == 0
+    assert {"name": "shopify", "package": "hookyard"} in json.loads(result.stdout)

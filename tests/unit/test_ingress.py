@@ -1,0 +1,174 @@
+"""The ingress handler in process: status codes, JSON reasons, logs and what reaches the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from structlog.testing import capture_logs
+
+from connectors import registry
+from events.db import events, make_async_engine, make_engine
+from events.inbox import Inbox
+from events.ingress import Ingress
+from events.migrate import upgrade
+from events.publisher import Publisher
+from events.settings import IngressSettings, Settings
+from events.sources import Source
+
+SECRET = "unit-secret"
+NOW = 1_800_000_000.0
+Client = httpx.AsyncClient
+
+
+def run_ingress(tmp_path: Path, scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]],
+                **ingress: Any) -> Any:
+    """Run `scenario` against an Ingress on a fresh SQLite inbox; publishing is recorded."""
+    url = f"sqlite:///{tmp_path}/unit.db"
+    upgrade(url)
+    published: list[tuple[str, str]] = []
+
+    def send(batch: list[tuple[str, str]]) -> int:
+        published.extend(batch)
+        return len(batch)
+
+    async def main() -> Any:
+        settings = Settings(database_url=url, ingress=IngressSettings(**ingress))
+        engine = make_async_engine(url)
+        inbox, publisher = Inbox(engine), Publisher(send=send)
+        await inbox.start()
+        await publisher.start()
+        app = Ingress(settings, {"shop": Source("shop", "shopify", (SECRET,))}, inbox, publisher,
+                      clock=lambda: NOW)
+        try:
+            async with Client(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                return await scenario(client, published)
+        finally:
+            await publisher.stop()
+            await inbox.stop()
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def stored(tmp_path: Path) -> int:
+    engine = make_engine(f"sqlite:///{tmp_path}/unit.db")
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(events)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def sample() -> Any:
+    return registry.get("shopify").sample(SECRET, NOW)
+
+
+def test_accepts_stores_byte_exact_and_publishes_after_commit(tmp_path: Path) -> None:
+    """A valid delivery is stored with its raw bytes and its id is published to the vendor queue."""
+    req = sample()
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        resp = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        await asyncio.sleep(0.05)
+        return resp, list(published)
+
+    resp, published = run_ingress(tmp_path, scenario)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert (body["accepted"], body["duplicates"]) == (1, 0)
+    assert published == [(body["ids"][0], "shopify")]
+    engine = make_engine(f"sqlite:///{tmp_path}/unit.db")
+    with engine.connect() as conn:
+        row = conn.execute(select(events)).one()
+    engine.dispose()
+    assert row.body == req.body
+    assert (row.state, row.type, row.source, row.vendor) == ("accepted", "order.created", "shop", "shopify")
+    assert row.headers["x-shopify-topic"] == "orders/create"
+
+
+def test_duplicate_is_success_and_not_published(tmp_path: Path) -> None:
+    """A redelivery answers 200 with duplicates=1 and publishes nothing more."""
+    req = sample()
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        first = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        second = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        await asyncio.sleep(0.05)
+        return first, second, len(published)
+
+    first, second, n_published = run_ingress(tmp_path, scenario)
+    assert second.status_code == 200
+    assert (second.json()["accepted"], second.json()["duplicates"]) == (0, 1)
+    assert n_published == 1
+    assert stored(tmp_path) == 1
+
+
+def test_concurrent_copies_of_one_delivery_store_one_event(tmp_path: Path) -> None:
+    """Copies racing in the same group-commit batch still yield one new event."""
+    req = sample()
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        responses = await asyncio.gather(*(client.post("/webhooks/shop", content=req.body,
+                                                       headers=req.headers) for _ in range(8)))
+        return [r.json()["accepted"] for r in responses]
+
+    accepted = run_ingress(tmp_path, scenario)
+    assert sorted(accepted) == [0] * 7 + [1]
+    assert stored(tmp_path) == 1
+
+
+@pytest.mark.parametrize(("mutate", "status", "code"), [
+    (lambda r: r.headers.update({"X-Shopify-Hmac-Sha256": "bm9wZQ=="}), 401, "invalid_signature"),
+    (lambda r: r.headers.pop("X-Shopify-Hmac-Sha256"), 401, "missing_signature"),
+    (lambda r: r.headers.update({"Content-Type": "text/plain"}), 415, "unsupported_media_type"),
+    (lambda r: r.headers.pop("Content-Type"), 415, "unsupported_media_type"),
+])
+def test_refusals_answer_json_log_and_store_nothing(tmp_path: Path, mutate: Any, status: int,
+                                                    code: str) -> None:
+    """Each refusal has its status, a JSON {error, detail}, an ingress.rejected log line, no row."""
+    req = sample()
+    mutate(req)
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        with capture_logs() as logs:
+            resp = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        return resp, logs
+
+    resp, logs = run_ingress(tmp_path, scenario)
+    assert resp.status_code == status
+    assert resp.json()["error"] == code and resp.json()["detail"]
+    assert [e for e in logs if e["event"] == "ingress.rejected" and e["reason"] == code]
+    assert stored(tmp_path) == 0
+
+
+def test_body_limit_is_enforced_while_reading(tmp_path: Path) -> None:
+    """A body over the limit is refused with 413 even when no Content-Length announces it."""
+    req = sample()
+
+    async def chunks() -> Any:
+        for _ in range(10):
+            yield b"x" * 100
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        headers = {k: v for k, v in req.headers.items() if k.lower() != "content-length"}
+        return await client.post("/webhooks/shop", content=chunks(), headers=headers)
+
+    resp = run_ingress(tmp_path, scenario, max_body_bytes=500)
+    assert (resp.status_code, resp.json()["error"]) == (413, "too_large")
+    assert stored(tmp_path) == 0
+
+
+def test_unknown_source_is_404(tmp_path: Path) -> None:
+    """A path naming no configured source answers 404 unknown_source."""
+    req = sample()
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.post("/webhooks/elsewhere", content=req.body, headers=req.headers)
+
+    resp = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (404, "unknown_source")
