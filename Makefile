@@ -17,13 +17,13 @@ dev: install  ## start ingress, worker and beat on the embedded default (SQLite,
 	$(VENV)/bin/hookyard dev
 
 test: install  ## the whole suite: unit, then integration on real services
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: install
-	$(PY) -m pytest -n 2 --dist loadfile tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 tests/integration $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
