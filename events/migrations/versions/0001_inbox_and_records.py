@@ -1,7 +1,7 @@
 """inbox and records
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-29 11:23:34.760461
 """
 
