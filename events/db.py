@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -94,6 +95,68 @@ records = Table(
 )
 
 
+attempts = Table(
+    "attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer),  # None when the worker died holding the lease
+    Column("outcome", String(16), nullable=False),  # done | retry | dead | lease_expired
+    Column("error_class", String(200)),
+    Column("error_message", Text),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("vendor", String(50), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("error_class", String(200), nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("traceback", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("died_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # dead | replayed
+    Column("replays", Integer, nullable=False, default=0),
+    Column("replayed_at", UTCDateTime),
+    Column("original_payload", JSON),  # the payload before the first edit
+    Column("edited_at", UTCDateTime),
+    Index("ix_dead_letters_state_died", "state", "died_at"),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex; the token is never stored
+    Column("scope", String(16), nullable=False),  # read | write
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target", Text),
+    Column("details", JSON),
+)
+
+source_flags = Table(
+    "source_flags", metadata,
+    Column("source", String(100), primary_key=True),
+    Column("needs_reauth", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("flagged_at", UTCDateTime, nullable=False),
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -138,7 +201,9 @@ def make_engine(url: str) -> Engine:
 def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     url = async_url(url)
     _ensure_sqlite_dir(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping on the hot path: a dead connection fails its transaction (→ 503, the vendor
+    # retries) and the pool discards it.
+    kwargs: dict[str, Any] = {}
     if not url.startswith("sqlite"):
         kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=5)
     engine = create_async_engine(url, **kwargs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import registry
 from schemas.errors import ConfigError
@@ -27,11 +27,31 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
+class Forward(BaseModel):
+    """Deliver each processed event to a downstream URL (with an Idempotency-Key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str
+    headers: dict[str, str] = {}
+    timeout_s: float = 10.0
+
+
+class Retry(BaseModel):
+    """Overrides of the connector's retry policy for this source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    base_s: float | None = Field(default=None, gt=0)
+    cap_s: float | None = Field(default=None, gt=0)
+
+
 class _SourceModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str
     secrets: list[str]
     options: dict[str, Any] = {}
+    forward: Forward | None = None
+    retry: Retry = Retry()
 
 
 class _FileModel(BaseModel):
@@ -45,6 +65,8 @@ class Source:
     connector: str
     secrets: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    forward: Forward | None = None
+    retry: Retry = Retry()
 
 
 def read_secrets_file(path: Path | None) -> dict[str, str]:
@@ -102,5 +124,10 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
         options = {k: _expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
                    for k, v in src.options.items()}
-        sources[name] = Source(name=name, connector=src.connector, secrets=secrets, options=options)
+        forward = src.forward and src.forward.model_copy(update={
+            "url": _expand(src.forward.url, env, f"{where}.forward.url"),
+            "headers": {k: _expand(v, env, f"{where}.forward.headers.{k}")
+                        for k, v in src.forward.headers.items()}})
+        sources[name] = Source(name=name, connector=src.connector, secrets=secrets, options=options,
+                               forward=forward, retry=src.retry)
     return sources

@@ -11,6 +11,7 @@
     └── ProcessingError        raised while a worker handles an event
         ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
         └── PermanentError     retrying cannot help: dead-letter at once
+            └── ReauthorizationRequired  the vendor refused our credentials (401/403)
 """
 
 from __future__ import annotations
@@ -76,3 +77,7 @@ class TransientError(ProcessingError):
 
 class PermanentError(ProcessingError):
     """Retrying cannot help; the event goes to the dead letters."""
+
+
+class ReauthorizationRequired(PermanentError):
+    """The vendor refused our credentials; the source is flagged until someone re-authorizes it."""

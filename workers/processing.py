@@ -1,32 +1,53 @@
 """Process one stored event exactly once in effect.
 
-claim (lease + fencing token) → normalize through the connector → in ONE transaction: check the
-token still holds, upsert the records, mark the event done. A second delivery of the same id finds
-the event leased or done and does nothing; a worker that dies mid-way leaves a lease that expires,
-and the relay re-drives the event.
+claim (lease + fencing token) → normalize through the connector → forward (if configured, with an
+Idempotency-Key) → in ONE transaction: check the token still holds, upsert the records, mark done,
+record the attempt. A second delivery of the same id finds the event leased or done and does nothing;
+a worker that dies mid-way leaves a lease that expires, and the relay re-drives the event. A failure
+is recorded and either waits for its retry in the database or becomes a dead letter.
 """
 
 from __future__ import annotations
 
+import random
 import time
+import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import httpx
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from connectors import registry
-from events.db import ACCEPTED, DEAD, DONE, PROCESSING, RETRY, dialect_insert, events, records, utcnow
+from events.db import (
+    ACCEPTED,
+    DEAD,
+    DONE,
+    PROCESSING,
+    RETRY,
+    attempts,
+    dead_letters,
+    dialect_insert,
+    events,
+    records,
+    source_flags,
+    utcnow,
+)
+from events.sources import Source
 from schemas.envelope import Envelope
+from schemas.errors import TransientError
 from schemas.records import Record
+from workers.constants import PROCESS_TASK
+from workers.forward import forward
+from workers.retry import RetryPolicy, Verdict, classify
 
 log = structlog.get_logger()
-
-MAX_ATTEMPTS = 8
 
 
 class Outcome(StrEnum):
@@ -35,6 +56,26 @@ class Outcome(StrEnum):
     LOST_LEASE = "lost_lease"  # our lease expired and another worker took over
     RETRY = "retry"
     DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What processing needs besides the database: configuration, an HTTP client, randomness."""
+
+    sources: Mapping[str, Source]
+    lease_s: float
+    http: httpx.Client | None = None
+    rand: Callable[[], float] = random.random
+    fault_delay_s: float = 0.0
+
+
+def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
+    """The connector's policy (or the default), with the source's overrides."""
+    policy = getattr(registry.get(vendor), "retry_policy", RetryPolicy())
+    if source is None:
+        return policy
+    overrides = {k: v for k, v in source.retry.model_dump().items() if v is not None}
+    return RetryPolicy(**{**policy.__dict__, **overrides})
 
 
 def claim(conn: Connection, event_id: str, token: str, now: datetime, lease_s: float) -> Any:
@@ -49,7 +90,20 @@ def claim(conn: Connection, event_id: str, token: str, now: datetime, lease_s: f
                 available_at=expires, relay_at=expires)
         .returning(*events.c)
     )
-    return conn.execute(stmt).first()
+    row = conn.execute(stmt).first()
+    if row is not None and row.attempts > 1:
+        _note_lost_attempt(conn, row, now)
+    return row
+
+
+def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
+    """The previous attempt left no record: its worker died holding the lease."""
+    previous = row.attempts - 1
+    seen = conn.execute(select(attempts.c.id).where(attempts.c.event_id == row.id,
+                                                     attempts.c.number == previous)).first()
+    if seen is None:
+        conn.execute(insert(attempts).values(event_id=row.id, number=previous, started_at=now,
+                                             outcome="lease_expired"))
 
 
 def envelope_of(row: Any) -> Envelope:
@@ -61,11 +115,11 @@ def envelope_of(row: Any) -> Envelope:
 
 def upsert_records(conn: Connection, vendor: str, event_id: str, items: Sequence[Record]) -> None:
     """Insert or update records; an older vendor timestamp never overwrites a newer one."""
-    insert = dialect_insert(conn.dialect.name)
+    dialect_insert_ = dialect_insert(conn.dialect.name)
     for record in items:
-        stmt = insert(records).values(vendor=vendor, kind=record.kind, external_id=record.external_id,
-                                      data=record.data(), updated_at=record.updated_at,
-                                      event_id=event_id, version=1)
+        stmt = dialect_insert_(records).values(vendor=vendor, kind=record.kind,
+                                               external_id=record.external_id, data=record.data(),
+                                               updated_at=record.updated_at, event_id=event_id, version=1)
         stmt = stmt.on_conflict_do_update(
             index_elements=["vendor", "kind", "external_id"],
             set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at,
@@ -76,50 +130,95 @@ def upsert_records(conn: Connection, vendor: str, event_id: str, items: Sequence
         conn.execute(stmt)
 
 
-def finish(conn: Connection, event_id: str, token: str, now: datetime) -> bool:
-    """Mark done if our lease still holds (the row lock also fences late claimers)."""
-    result = conn.execute(
-        update(events)
-        .where(events.c.id == event_id, events.c.lease_token == token, events.c.state == PROCESSING)
-        .values(state=DONE, processed_at=now, lease_token=None, last_error=None)
-    )
+def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
+    """Update the event only while our lease holds (the row lock also fences late claimers)."""
+    result = conn.execute(update(events)
+                          .where(events.c.id == event_id, events.c.lease_token == token,
+                                 events.c.state == PROCESSING)
+                          .values(lease_token=None, **values))
     return result.rowcount == 1
 
 
-def fail(engine: Engine, event_id: str, token: str, error: Exception, attempts: int) -> Outcome:
-    """Record the failure: retry later with backoff, or dead-letter after MAX_ATTEMPTS."""
+def finish(conn: Connection, event_id: str, token: str, now: datetime) -> bool:
+    return _fence(conn, event_id, token, state=DONE, processed_at=now, last_error=None)
+
+
+def _attempt(conn: Connection, row: Any, started: datetime, outcome: str,
+             error: BaseException | None = None) -> None:
+    conn.execute(insert(attempts).values(
+        event_id=row.id, number=row.attempts, started_at=started, outcome=outcome,
+        duration_ms=int((utcnow() - started).total_seconds() * 1000),
+        error_class=type(error).__name__ if error else None,
+        error_message=str(error)[:4000] if error else None))
+
+
+def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: RetryPolicy,
+         started: datetime, rand: Callable[[], float]) -> Outcome:
+    """Record the failure; retry later when it is transient and attempts remain, else dead-letter."""
     now = utcnow()
-    dead = attempts >= MAX_ATTEMPTS
-    due = now + timedelta(seconds=min(2 ** attempts, 600))
+    verdict = classify(error)
+    message = f"{type(error).__name__}: {error}"[:4000]
     with engine.begin() as conn:
-        conn.execute(
-            update(events)
-            .where(events.c.id == event_id, events.c.lease_token == token)
-            .values(state=DEAD if dead else RETRY, lease_token=None, available_at=due, relay_at=due,
-                    last_error=f"{type(error).__name__}: {error}"[:4000])
-        )
-    return Outcome.DEAD if dead else Outcome.RETRY
+        if verdict is Verdict.RETRY and row.attempts < policy.max_attempts:
+            hint = error.retry_after_s if isinstance(error, TransientError) else None
+            due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(row.attempts, rand))
+            if not _fence(conn, row.id, token, state=RETRY, available_at=due, relay_at=due,
+                          last_error=message):
+                conn.rollback()
+                return Outcome.LOST_LEASE
+            _attempt(conn, row, started, Outcome.RETRY, error)
+            return Outcome.RETRY
+        if not _fence(conn, row.id, token, state=DEAD, last_error=message):
+            conn.rollback()
+            return Outcome.LOST_LEASE
+        _attempt(conn, row, started, Outcome.DEAD, error)
+        _dead_letter(conn, row, error, now)
+        if verdict is Verdict.REAUTHORIZE:
+            _flag_source(conn, row.source, message, now)
+    return Outcome.DEAD
 
 
-def process(engine: Engine, event_id: str, *, lease_s: float, fault_delay_s: float = 0.0) -> Outcome:
+def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime) -> None:
+    values = {"source": row.source, "vendor": row.vendor, "type": row.type, "task": PROCESS_TASK,
+              "args": [row.id], "error_class": type(error).__name__, "error_message": str(error)[:4000],
+              "traceback": "".join(traceback.format_exception(error))[-16000:],
+              "attempts": row.attempts, "died_at": now, "state": DEAD}
+    stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
+
+
+def _flag_source(conn: Connection, source: str, reason: str, now: datetime) -> None:
+    values = {"needs_reauth": True, "reason": reason, "flagged_at": now}
+    stmt = dialect_insert(conn.dialect.name)(source_flags).values(source=source, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
+    log.error("source.needs_reauthorization", reason=reason)
+
+
+def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:
     token = uuid.uuid4().hex
+    started = utcnow()
     with engine.begin() as conn:
-        row = claim(conn, event_id, token, utcnow(), lease_s)
+        row = claim(conn, event_id, token, started, ctx.lease_s)
     if row is None:
         return Outcome.SKIPPED
     structlog.contextvars.bind_contextvars(event_id=event_id, source=row.source, attempt=row.attempts)
+    source = ctx.sources.get(row.source)
     try:
-        items = registry.get(row.vendor).normalize(envelope_of(row))
-        if fault_delay_s:
-            time.sleep(fault_delay_s)
+        envelope = envelope_of(row)
+        items = registry.get(row.vendor).normalize(envelope)
+        if ctx.fault_delay_s:
+            time.sleep(ctx.fault_delay_s)
+        if source is not None and source.forward is not None and ctx.http is not None:
+            forward(ctx.http, source.forward, envelope, items)
         with engine.begin() as conn:
             if not finish(conn, event_id, token, utcnow()):
                 conn.rollback()
                 log.warning("event.lease_lost")
                 return Outcome.LOST_LEASE
             upsert_records(conn, row.vendor, event_id, items)
+            _attempt(conn, row, started, Outcome.DONE)
     except Exception as exc:
-        outcome = fail(engine, event_id, token, exc, row.attempts)
+        outcome = fail(engine, row, token, exc, policy_for(row.vendor, source), started, ctx.rand)
         log.warning("event.failed", error=repr(exc), outcome=str(outcome))
         return outcome
     log.info("event.processed", type=row.type, records=len(items))

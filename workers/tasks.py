@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
+import httpx
 import structlog
 from celery.signals import worker_process_init
 from sqlalchemy import Engine
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from events.db import make_engine
 from events.logging import configure_logging
 from events.settings import get_settings
+from events.sources import load_sources
 from workers import processing
 from workers.app import app
 from workers.constants import PROCESS_TASK, RELAY_TASK
@@ -28,6 +30,17 @@ def engine() -> Engine:
     return _engine(os.getpid())
 
 
+@cache
+def _context(pid: int) -> processing.Context:
+    settings = get_settings()
+    return processing.Context(
+        sources=load_sources(settings.config, settings.secrets_file),
+        lease_s=settings.worker.lease_s,
+        http=httpx.Client(timeout=10.0),
+        fault_delay_s=settings.worker.fault_delay_s,
+    )
+
+
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
     settings = get_settings()
@@ -38,9 +51,7 @@ def _init_process(**_: object) -> None:
 def process_event(self, event_id: str) -> str:  # type: ignore[no-untyped-def]
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(task_id=self.request.id, event_id=event_id)
-    worker = get_settings().worker
-    return str(processing.process(engine(), event_id, lease_s=worker.lease_s,
-                                  fault_delay_s=worker.fault_delay_s))
+    return str(processing.process(engine(), event_id, _context(os.getpid())))
 
 
 @app.task(name=RELAY_TASK)

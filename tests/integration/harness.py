@@ -161,7 +161,7 @@ class Stack:
             return [v for (v,) in conn.execute(select(records.c.version))]
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.log.name}\n{p.log.read_text(errors='replace')[-4000:]}"
+        return "\n".join(f"--- {p.log.name}\n{p.log.read_text(errors='replace')[-12000:]}"
                          for p in self.processes)
 
     def close(self) -> None:

@@ -123,7 +123,7 @@ def test_redis_flushed_while_queued_relay_recovers_all(pg_stack: Stack, redis_ur
     for _ in range(30):
         assert pg_stack.post("shop", pg_stack.sample("shop", "shopify")).status_code == 200
     client = redis.Redis.from_url(redis_url)
-    wait_for(lambda: client.llen("hookyard.shopify") == 30, timeout=10, what="30 queued messages")
+    wait_for(lambda: client.llen("hookyard.shopify") == 30, timeout=60, what="30 queued messages")
     client.flushdb()
     assert client.llen("hookyard.shopify") == 0
     pg_stack.start_worker()

@@ -6,13 +6,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
-from events.db import ACCEPTED, events, make_engine, records, utcnow
+from events.db import (
+    ACCEPTED,
+    attempts,
+    dead_letters,
+    events,
+    make_engine,
+    records,
+    source_flags,
+    utcnow,
+)
 from events.ids import new_event_id
 from events.migrate import upgrade
+from events.sources import Forward, Retry, Source
 from schemas.records import Customer
 from workers import processing
 from workers.processing import Outcome
@@ -38,6 +49,7 @@ def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
     return row["id"]
 
 
+CTX = processing.Context(sources={}, lease_s=30)
 ORDER = {"id": 1, "currency": "EUR", "total_price": "10.00", "updated_at": "2026-01-01T00:00:00Z",
          "customer": {"id": 7, "email": "a@example.com", "updated_at": "2026-01-01T00:00:00Z"}}
 
@@ -50,8 +62,8 @@ def event_row(engine: Engine, event_id: str) -> Any:
 def test_process_twice_applies_once(engine: Engine) -> None:
     """A second delivery of a finished event is skipped: records keep version 1."""
     event_id = add_event(engine, ORDER)
-    assert processing.process(engine, event_id, lease_s=30) == Outcome.DONE
-    assert processing.process(engine, event_id, lease_s=30) == Outcome.SKIPPED
+    assert processing.process(engine, event_id, CTX) == Outcome.DONE
+    assert processing.process(engine, event_id, CTX) == Outcome.SKIPPED
     with engine.connect() as conn:
         assert sorted(v for (v,) in conn.execute(select(records.c.version))) == [1, 1]
     assert event_row(engine, event_id).state == "done"
@@ -94,14 +106,18 @@ def test_an_older_update_never_overwrites_a_newer_record(engine: Engine) -> None
     assert (row.data["email"], row.event_id, row.version) == ("new@example.com", "e1", 1)
 
 
-def test_a_failing_event_is_scheduled_for_retry_with_its_error(engine: Engine) -> None:
-    """A body that cannot be normalized is not lost: it waits in state retry with the error kept."""
+def test_a_permanent_failure_becomes_a_dead_letter_at_once(engine: Engine) -> None:
+    """A body that can never be normalized is not retried: it is a dead letter with its traceback."""
     event_id = add_event(engine, ORDER, body=b"{not json")
-    assert processing.process(engine, event_id, lease_s=30) == Outcome.RETRY
-    row = event_row(engine, event_id)
-    assert row.state == "retry"
-    assert row.last_error.startswith("JSONDecodeError")
-    assert row.available_at > utcnow()
+    assert processing.process(engine, event_id, CTX) == Outcome.DEAD
+    assert event_row(engine, event_id).state == "dead"
+    with engine.connect() as conn:
+        letter = conn.execute(select(dead_letters)).one()
+        tried = conn.execute(select(attempts)).one()
+    assert (letter.event_id, letter.error_class, letter.attempts) == (event_id, "JSONDecodeError", 1)
+    assert letter.task == "hookyard.events.process" and letter.args == [event_id]
+    assert "Traceback" in letter.traceback
+    assert (tried.outcome, tried.error_class, tried.number) == ("dead", "JSONDecodeError", 1)
 
 
 def test_relay_selects_only_unfinished_due_events(engine: Engine) -> None:
@@ -112,3 +128,75 @@ def test_relay_selects_only_unfinished_due_events(engine: Engine) -> None:
     add_event(engine, ORDER, relay_at=now - timedelta(seconds=1), state="done")
     with engine.connect() as conn:
         assert [r.id for r in processing.due_for_relay(conn, now, 100)] == [due]
+
+
+def forwarding_context(handler: Any, **retry: Any) -> processing.Context:
+    source = Source("shop", "shopify", ("s",), forward=Forward(url="http://downstream.test/hook"),
+                    retry=Retry(**retry))
+    return processing.Context(sources={"shop": source}, lease_s=30, rand=lambda: 1.0,
+                              http=httpx.Client(transport=httpx.MockTransport(handler)))
+
+
+def test_transient_downstream_failure_waits_in_the_database(engine: Engine) -> None:
+    """A 503 from the forward target: state retry, due after the policy's backoff, attempt recorded."""
+    event_id = add_event(engine, ORDER)
+    ctx = forwarding_context(lambda request: httpx.Response(503), base_s=10, cap_s=100)
+    before = utcnow()
+    assert processing.process(engine, event_id, ctx) == Outcome.RETRY
+    row = event_row(engine, event_id)
+    assert row.state == "retry" and row.relay_at == row.available_at
+    assert before + timedelta(seconds=9) < row.available_at < utcnow() + timedelta(seconds=11)
+    with engine.connect() as conn:
+        assert conn.execute(select(records)).first() is None  # no effect before success
+
+
+def test_retry_after_from_the_remote_overrides_backoff(engine: Engine) -> None:
+    """A 429 with Retry-After: 42 schedules the retry 42 s out, whatever the policy says."""
+    event_id = add_event(engine, ORDER)
+    ctx = forwarding_context(lambda request: httpx.Response(429, headers={"Retry-After": "42"}), base_s=1)
+    assert processing.process(engine, event_id, ctx) == Outcome.RETRY
+    wait = (event_row(engine, event_id).available_at - utcnow()).total_seconds()
+    assert 40 < wait <= 42
+
+
+def test_attempts_exhausted_becomes_a_dead_letter(engine: Engine) -> None:
+    """After max_attempts transient failures the event is dead-lettered with every attempt kept."""
+    event_id = add_event(engine, ORDER)
+    ctx = forwarding_context(lambda request: httpx.Response(502), max_attempts=3, base_s=0.001)
+    outcomes = []
+    for _ in range(3):
+        with engine.begin() as conn:  # make the retry due now
+            conn.execute(update(events).values(available_at=utcnow()))
+        outcomes.append(processing.process(engine, event_id, ctx))
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DEAD]
+    with engine.connect() as conn:
+        assert [r.outcome for r in conn.execute(select(attempts).order_by(attempts.c.number))] == \
+            ["retry", "retry", "dead"]
+        assert conn.execute(select(dead_letters.c.attempts)).scalar_one() == 3
+
+
+def test_downstream_401_flags_the_source_for_reauthorization(engine: Engine) -> None:
+    """Refused credentials are not retried: dead letter, and the source is flagged."""
+    event_id = add_event(engine, ORDER)
+    ctx = forwarding_context(lambda request: httpx.Response(401, text="bad token"))
+    assert processing.process(engine, event_id, ctx) == Outcome.DEAD
+    with engine.connect() as conn:
+        flag = conn.execute(select(source_flags)).one()
+    assert flag.source == "shop" and flag.needs_reauth and "401" in flag.reason
+
+
+def test_forward_carries_the_event_id_as_idempotency_key(engine: Engine) -> None:
+    """Downstream sees the same Idempotency-Key on every attempt: the event id."""
+    event_id = add_event(engine, ORDER)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Idempotency-Key"])
+        return httpx.Response(500 if len(seen) == 1 else 200)
+
+    ctx = forwarding_context(handler, base_s=0.001)
+    assert processing.process(engine, event_id, ctx) == Outcome.RETRY
+    with engine.begin() as conn:
+        conn.execute(update(events).values(available_at=utcnow()))
+    assert processing.process(engine, event_id, ctx) == Outcome.DONE
+    assert seen == [event_id, event_id]

@@ -1,0 +1,38 @@
+"""Deliver a processed event downstream, once in effect: the event id is the Idempotency-Key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from events.sources import Forward
+from schemas.envelope import Envelope
+from schemas.errors import PermanentError, ReauthorizationRequired, TransientError
+from schemas.records import Record
+from workers.retry import Verdict, classify_status, delay_from_headers
+
+
+def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Sequence[Record]) -> None:
+    """POST the envelope and its records; map the answer onto the error tree."""
+    body = {
+        "id": envelope.id, "source": envelope.source, "vendor": envelope.vendor, "type": envelope.type,
+        "occurred_at": envelope.occurred_at.isoformat() if envelope.occurred_at else None,
+        "received_at": envelope.received_at.isoformat(), "payload": envelope.payload,
+        "records": [{"kind": r.kind, **r.data()} for r in items],
+    }
+    headers = {**target.headers, "Idempotency-Key": envelope.id, "Hookyard-Event-Type": envelope.type}
+    try:
+        resp = client.post(target.url, json=body, headers=headers, timeout=target.timeout_s)
+    except httpx.TransportError as exc:
+        raise TransientError(f"forward to {target.url} failed: {exc!r}") from exc
+    if resp.is_success:
+        return
+    verdict = classify_status(resp.status_code)
+    message = f"forward to {target.url} answered {resp.status_code}: {resp.text[:300]}"
+    if verdict is Verdict.RETRY:
+        raise TransientError(message, retry_after_s=delay_from_headers(resp.headers, time.time()))
+    if verdict is Verdict.REAUTHORIZE:
+        raise ReauthorizationRequired(message)
+    raise PermanentError(message)
