@@ -1,0 +1,64 @@
+"""Every built-in connector passes the certification kit against its own samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors import registry
+from connectors.base import Signer
+from connectors.certify import CHECKS, CertificationError, Subject, certify
+
+SECRETS = {
+    "shopify": "shpss_0123456789abcdef0123456789abcdef",
+    "stripe": "whsec_test_secret_0123456789abcdef",
+    "github": "It's a Secret to Everybody",
+    "standard-webhooks": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}
+BUILT_IN = sorted(SECRETS)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_certified(name: str, check) -> None:
+    """The connector passes this certification check."""
+    check(Subject(registry.get(name), SECRETS[name], examples=25))
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_built_in_connectors_sign_and_declare_timestamps(name: str) -> None:
+    """Built-ins implement Signer and say whether their vendor signs a timestamp."""
+    connector = registry.get(name)
+    assert isinstance(connector, Signer)
+    assert isinstance(connector.timestamped, bool)
+
+
+class _Careless:
+    """A connector that forgot the timestamp window and accepts anything signed with any secret."""
+
+    name = "careless"
+    timestamped = True
+
+    def __init__(self) -> None:
+        self._inner = registry.get("stripe")
+
+    def verify(self, body, headers, secrets, now, options) -> None:
+        self._inner.verify(body, headers, secrets, self._signed_at(headers), options)
+
+    def _signed_at(self, headers) -> float:
+        stamp = headers.get("stripe-signature", "").split(",")[0].removeprefix("t=")
+        return float(stamp) if stamp.isdigit() else 0.0
+
+    def parse(self, body, headers, options):
+        return self._inner.parse(body, headers, options)
+
+    def normalize(self, envelope):
+        return self._inner.normalize(envelope)
+
+    def sample(self, secret, now, options=None):
+        return self._inner.sample(secret, now, options)
+
+
+def test_certify_catches_a_missing_timestamp_window() -> None:
+    """certify() fails a connector that ignores the clock, naming the window check."""
+    with pytest.raises(CertificationError, match="check_timestamp_window"):
+        certify(_Careless(), secret=SECRETS["stripe"], examples=5)
