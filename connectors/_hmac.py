@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from schemas.errors import ConfigError, VerificationError
@@ -127,9 +128,96 @@ def parse_http_date(value: str) -> float:
     return parsed.timestamp()
 
 
-def verify_prefixed_hex(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], name: str,
-                        prefix: str = "sha256=") -> None:
-    """`<name>: sha256=<hex HMAC-SHA256(secret, raw body)>`, the scheme GitHub and Meta share."""
-    keys = usable_secrets(secrets)
-    received = strip_prefix(header(headers, name), prefix, name).lower()
-    require_match((hex_digest(key.encode(), body) for key in keys), [received])
+
+TIMESTAMP_FORMATS = {"unix": parse_unix, "iso8601": parse_iso8601, "http-date": parse_http_date}
+PLACEHOLDERS = ("{body}", "{timestamp}", "{id}")
+
+
+def format_timestamp(now: float, timestamp_format: str) -> str:
+    """`now` written the way a vendor sends it (for signing samples and fakes)."""
+    if timestamp_format == "iso8601":
+        return datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if timestamp_format == "http-date":
+        return formatdate(int(now), usegmt=True)
+    return str(int(now))
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One header carrying one HMAC over a template of {body}, {timestamp} and {id}.
+
+    Most vendors are an instance of this (Slack, Zendesk, Klaviyo, Chatwoot, GitHub, Meta); the
+    generic-hmac connector builds one from a source's options. Keys are the secret's UTF-8 bytes.
+    """
+
+    signature_header: str
+    template: str = "{body}"
+    algorithm: str = "sha256"
+    encoding: str = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    timestamp_format: str = "unix"
+    id_header: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.template.count("{body}") != 1:
+            problems.append("template must contain {body} exactly once")
+        if "{timestamp}" in self.template and not self.timestamp_header:
+            problems.append("template signs {timestamp} but no timestamp header is set")
+        if "{id}" in self.template and not self.id_header:
+            problems.append("template signs {id} but no id header is set")
+        if self.timestamp_header and "{timestamp}" not in self.template:
+            problems.append("an unsigned timestamp cannot be trusted: put {timestamp} in the template")
+        if self.algorithm not in ALGORITHMS:
+            problems.append(f"algorithm must be one of {', '.join(ALGORITHMS)}")
+        if self.encoding not in ("hex", "base64"):
+            problems.append("encoding must be hex or base64")
+        if self.timestamp_format not in TIMESTAMP_FORMATS:
+            problems.append(f"timestamp format must be one of {', '.join(TIMESTAMP_FORMATS)}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def timestamped(self) -> bool:
+        return self.timestamp_header is not None
+
+    def message(self, body: bytes, timestamp: str = "", msg_id: str = "") -> bytes:
+        before, after = self.template.split("{body}")
+
+        def fill(part: str) -> bytes:
+            return part.replace("{timestamp}", timestamp).replace("{id}", msg_id).encode()
+
+        return fill(before) + body + fill(after)
+
+    def signature(self, key: bytes, message: bytes) -> str:
+        if self.encoding == "hex":
+            return hex_digest(key, message, self.algorithm)
+        return b64_digest(key, message, self.algorithm)
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
+               options: Mapping[str, Any]) -> None:
+        keys = usable_secrets(secrets)
+        received = strip_prefix(header(headers, self.signature_header), self.prefix, self.signature_header)
+        if self.encoding == "hex":
+            received = received.lower()
+        timestamp = header(headers, self.timestamp_header).strip() if self.timestamp_header else ""
+        issued = TIMESTAMP_FORMATS[self.timestamp_format](timestamp) if self.timestamp_header else None
+        msg_id = header(headers, self.id_header).strip() if self.id_header and "{id}" in self.template else ""
+        message = self.message(body, timestamp, msg_id)
+        require_match((self.signature(key.encode(), message) for key in keys), [received])
+        if issued is not None:
+            check_window(issued, now, tolerance_s(options))
+
+    def sign(self, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> dict[str, str]:
+        """The headers with this scheme's signature (and timestamp) set for `now`, names lower-case."""
+        replaced = (self.signature_header, self.timestamp_header)
+        signed = {name: value for name, value in headers.items() if name.lower() not in replaced}
+        timestamp = ""
+        if self.timestamp_header:
+            timestamp = format_timestamp(now, self.timestamp_format)
+            signed[self.timestamp_header] = timestamp
+        msg_id = lower_headers(headers).get(self.id_header or "", "")
+        signature = self.signature(secret.encode(), self.message(body, timestamp, msg_id))
+        signed[self.signature_header] = self.prefix + signature
+        return signed

@@ -74,9 +74,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def parse_epoch(value: Any) -> datetime | None:
-    """Unix seconds or milliseconds (Meta mixes both), as a number or a digit string."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
+    """Unix seconds or milliseconds (Meta mixes both), as a number or numeric text ("1515449522.000016")."""
+    if isinstance(value, str):
+        number = decimal_or_none(value) if value.isascii() else None
+        value = float(number) if number is not None else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return parse_time(value / 1000 if value > 10**11 else value)
@@ -133,3 +134,25 @@ def tolerant(normalize: Callable[[Envelope], list[Record]]) -> Callable[[Envelop
             return []
 
     return wrapper
+
+
+def pointer_tokens(path: str) -> list[str]:
+    """The reference tokens of an RFC 6901 JSON pointer ("" is the whole document)."""
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ValueError(f"a JSON pointer starts with '/', got {path!r}")
+    return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
+
+
+def resolve(document: Any, path: str) -> Any:
+    """The value a JSON pointer designates, or None when the path does not exist."""
+    for token in pointer_tokens(path):
+        if isinstance(document, dict):
+            document = document.get(token)
+        elif isinstance(document, list) and token.isascii() and token.isdigit():
+            index = int(token)
+            document = document[index] if index < len(document) else None
+        else:
+            return None
+    return document

@@ -10,15 +10,14 @@ from typing import Any
 
 import orjson
 
-from connectors._hmac import hex_digest
 from connectors.base import SignedRequest
+from connectors.github.verify import SCHEME
 
 
 def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,
          options: Mapping[str, Any] | None = None) -> SignedRequest:
     """GitHub signs the body alone; a redelivery keeps the body, signature and delivery id."""
-    signature = "sha256=" + hex_digest(secret.encode(), body)
-    return SignedRequest(body=body, headers={**headers, "X-Hub-Signature-256": signature})
+    return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
 
 def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:

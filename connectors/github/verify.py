@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import verify_prefixed_hex
+from connectors._hmac import Scheme
 
-HEADER = "x-hub-signature-256"
+SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
            options: Mapping[str, Any]) -> None:
-    verify_prefixed_hex(body, headers, secrets, HEADER)
+    SCHEME.verify(body, headers, secrets, now, options)

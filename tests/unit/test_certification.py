@@ -13,6 +13,11 @@ SECRETS = {
     "stripe": "whsec_test_secret_0123456789abcdef",
     "github": "It's a Secret to Everybody",
     "standard-webhooks": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "slack": "8f742231b10e8888abcd99yyyzzz85a5",
+    "zendesk": "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==",
+    "klaviyo": "supersecretkey_1234567890",
+    "meta": "meta_app_secret_0123456789",
+    "chatwoot": "cw_test_secret_0123456789",
 }
 BUILT_IN = sorted(SECRETS)
 
@@ -62,3 +67,45 @@ def test_certify_catches_a_missing_timestamp_window() -> None:
     """certify() fails a connector that ignores the clock, naming the window check."""
     with pytest.raises(CertificationError, match="check_timestamp_window"):
         certify(_Careless(), secret=SECRETS["stripe"], examples=5)
+
+
+GENERIC = {
+    "body-sha256-hex": {"header": "X-Signature", "dedupe_header": "X-Request-Id"},
+    "prefixed-sha512-base64-iso": {
+        "header": "X-Acme-Signature",
+        "algorithm": "sha512",
+        "encoding": "base64",
+        "prefix": "v1=",
+        "template": "{timestamp}.{body}",
+        "timestamp_header": "X-Acme-Timestamp",
+        "timestamp_format": "iso8601",
+        "dedupe_pointer": "/meta/delivery_id",
+        "type_pointer": "/type",
+        "tolerance_s": 120,
+    },
+    "sha1-id-and-http-date": {
+        "header": "X-Hook-Signature",
+        "algorithm": "sha1",
+        "template": "{id}:{timestamp}:{body}",
+        "id_header": "X-Hook-Id",
+        "timestamp_header": "Date",
+        "timestamp_format": "http-date",
+        "dedupe_header": "X-Hook-Id",
+    },
+}
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("config", sorted(GENERIC))
+def test_generic_hmac_certified(config: str, check) -> None:
+    """generic-hmac passes every check under each kind of source configuration."""
+    options = GENERIC[config]
+    check(
+        Subject(
+            registry.get("generic-hmac"),
+            "generic-secret-0123456789",
+            options,
+            timestamped="timestamp_header" in options,
+            examples=15,
+        )
+    )

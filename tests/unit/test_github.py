@@ -72,7 +72,7 @@ def test_legacy_sha1_header_alone_is_refused() -> None:
 def test_uppercase_hex_and_wrong_prefix() -> None:
     """Hex case does not matter; a sha1= prefix in the SHA-256 header does."""
     request = _request(PING, "ping")
-    digest = request.headers["X-Hub-Signature-256"].removeprefix("sha256=")
+    digest = request.headers["x-hub-signature-256"].removeprefix("sha256=")
     verify("github", with_headers(request, x_hub_signature_256="sha256=" + digest.upper()), [SECRET])
     with pytest.raises(VerificationError):
         verify("github", with_headers(request, x_hub_signature_256="sha1=" + digest), [SECRET])
