@@ -197,7 +197,7 @@ class Scheme:
 
     def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
                options: Mapping[str, Any]) -> None:
-        keys = usable_secrets(secrets)
+        keys, window = usable_secrets(secrets), tolerance_s(options)  # a bad option fails every request
         received = strip_prefix(header(headers, self.signature_header), self.prefix, self.signature_header)
         if self.encoding == "hex":
             received = received.lower()
@@ -207,7 +207,7 @@ class Scheme:
         message = self.message(body, timestamp, msg_id)
         require_match((self.signature(key.encode(), message) for key in keys), [received])
         if issued is not None:
-            check_window(issued, now, tolerance_s(options))
+            check_window(issued, now, window)
 
     def sign(self, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> dict[str, str]:
         """The headers with this scheme's signature (and timestamp) set for `now`, names lower-case."""
