@@ -14,7 +14,8 @@ or one test per check with pytest::
 The kit needs only the Connector protocol. A connector that also implements `Signer` gets the
 redelivery check (re-signed later, same dedupe keys); `timestamped` (attribute, or `Subject` field)
 says whether the vendor signs a timestamp, which decides between the window checks and the
-no-window check.
+no-window check. The normalize fuzzing needs `hypothesis` (in the `test` extra); the module imports
+without it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from typing import TYPE_CHECKING, Any
 
 from connectors._hmac import lower_headers, tolerance_s
 from connectors.base import Connector, Parsed, SignedRequest, Signer
 from schemas.envelope import Envelope
 from schemas.errors import VerificationError
 from schemas.records import Record
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 NOW = 1_700_000_000
 EXAMPLES = 40
@@ -259,17 +260,25 @@ def check_normalize_sample(subject: Subject) -> None:
             raise CertificationError("an unknown type must yield no records")
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
 _MISSING = object()
 
 
-def mutated(value: Any) -> st.SearchStrategy[Any]:
+def json_values() -> SearchStrategy[Any]:
+    """Arbitrary JSON values. Hypothesis is imported here: the kit needs it only to fuzz normalize."""
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    )
+
+
+def mutated(value: Any) -> SearchStrategy[Any]:
     """The value with any subtree kept, replaced by arbitrary JSON, or (in objects) removed."""
+    from hypothesis import strategies as st
+
     if isinstance(value, dict):
         inner = st.fixed_dictionaries({k: st.one_of(mutated(v), st.just(_MISSING)) for k, v in value.items()})
         kept = inner.map(lambda d: {k: v for k, v in d.items() if v is not _MISSING})
@@ -277,22 +286,26 @@ def mutated(value: Any) -> st.SearchStrategy[Any]:
         kept = st.tuples(*(mutated(v) for v in value)).map(list)
     else:
         kept = st.just(value)
-    return st.one_of(kept, kept, kept, JSON)
+    return st.one_of(kept, kept, kept, json_values())
 
 
 def check_normalize_never_raises(subject: Subject) -> None:
     """normalize maps arbitrary JSON, and mangled copies of real payloads, to records or nothing."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
     deliveries = subject.parse(subject.sample()).deliveries
     types = sorted({d.type for d in deliveries} | set(CANONICAL_TYPES) | {f"{subject.connector.name}.x"})
+    # derandomized for reproducible verdicts; no shrinking, so a failing connector fails fast
     config = settings(max_examples=subject.examples, database=None, deadline=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+                      phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
 
     @config
-    @given(event_type=st.sampled_from(types), payload=JSON)
+    @given(event_type=st.sampled_from(types), payload=json_values())
     def arbitrary(event_type: str, payload: Any) -> None:
         _records(subject, event_type, payload)
 
-    arbitrary()
+    _unwrap(arbitrary)
     if not deliveries:
         return
 
@@ -301,7 +314,16 @@ def check_normalize_never_raises(subject: Subject) -> None:
     def mangled(case: tuple[str, Any]) -> None:
         _records(subject, *case)
 
-    mangled()
+    _unwrap(mangled)
+
+
+def _unwrap(run: Callable[[], None]) -> None:
+    """Hypothesis groups distinct failures; report the first as the check's failure."""
+    try:
+        run()
+    except ExceptionGroup as group:
+        first = group.exceptions[0]
+        raise CertificationError(f"{len(group.exceptions)} distinct failures, first: {first}") from group
 
 
 CHECKS: tuple[Callable[[Subject], None], ...] = (

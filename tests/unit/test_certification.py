@@ -109,3 +109,49 @@ def test_generic_hmac_certified(config: str, check) -> None:
             examples=15,
         )
     )
+
+
+class _UnboundTimestamp(_Careless):
+    """A connector that checks a timestamp header's window but does not sign it."""
+
+    name = "unbound"
+
+    def __init__(self) -> None:
+        self._inner = registry.get("github")
+
+    def verify(self, body, headers, secrets, now, options) -> None:
+        from connectors._hmac import check_window, header, parse_unix
+
+        self._inner.verify(body, headers, secrets, now, options)
+        check_window(parse_unix(header(headers, "x-timestamp")), now, 300)
+
+    def sample(self, secret, now, options=None):
+        request = self._inner.sample(secret, now, options)
+        return type(request)(request.body, {**request.headers, "X-Timestamp": str(int(now))})
+
+
+class _Crashy(_Careless):
+    """A connector whose normalize trusts the payload's shape."""
+
+    name = "crashy"
+    timestamped = True
+
+    def verify(self, body, headers, secrets, now, options) -> None:
+        self._inner.verify(body, headers, secrets, now, options)
+
+    def normalize(self, envelope):
+        return [] if envelope.payload["data"]["object"]["id"] else []
+
+
+def test_certify_catches_an_unsigned_timestamp_header() -> None:
+    """A timestamp header that can be changed without breaking the signature fails certification."""
+    with pytest.raises(CertificationError, match="check_signing_headers_required_and_bound"):
+        certify(_UnboundTimestamp(), secret="s3cret-s3cret", timestamped=True, examples=5)
+
+
+def test_certify_catches_a_normalize_that_raises() -> None:
+    """A normalize that raises on odd JSON fails the never-raises check, and only that one."""
+    with pytest.raises(CertificationError) as failed:
+        certify(_Crashy(), secret=SECRETS["stripe"], examples=10)
+    assert "check_normalize_never_raises" in str(failed.value)
+    assert "check_timestamp_window" not in str(failed.value)
