@@ -2,7 +2,12 @@
 
 Headers reach a connector as a mapping with lower-case names. Secrets are the source's list of
 secrets as configured (rotation: any one may match). `now` is unix seconds, injected so the
-timestamp window can be tested at its edges.
+timestamp window can be tested at its edges. `options` is the source's connector options
+(`tolerance_s`, and whatever a connector documents).
+
+Built-in connectors also say whether their vendor signs a timestamp (a `timestamped` attribute, read
+by `connectors.certify`) and implement the optional `Signer` protocol: they sign requests like their
+vendor does (samples, redelivery checks, fake vendors). Neither is required of a plug-in connector.
 """
 
 from __future__ import annotations
@@ -60,8 +65,17 @@ class Connector(Protocol):
     def normalize(self, envelope: Envelope) -> list[Record]:
         """Map a stored event to canonical records; unknown types yield no records."""
 
-    def sample(self, secret: str, now: float) -> SignedRequest:
+    def sample(self, secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
         """Build a realistic signed request; each call is a new delivery."""
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Connectors that can sign a request as their vendor would, e.g. a redelivery at a later time."""
+
+    def sign(self, body: bytes, headers: Headers, secret: str, now: float,
+             options: Mapping[str, Any] | None = None) -> SignedRequest:
+        """Return the request with the vendor's signature (and timestamp) headers set for `now`."""
 
 
 @runtime_checkable

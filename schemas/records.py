@@ -42,10 +42,11 @@ class Record(BaseModel):
     external_id: str
     updated_at: AwareDatetime | None = None
 
-    @field_validator("updated_at", mode="after")
+    @field_validator("*", mode="after")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+    def _utc(cls, value: Any) -> Any:
+        """Every datetime field of every record is stored in UTC."""
+        return as_utc(value) if isinstance(value, datetime) else value
 
     def data(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
@@ -82,3 +83,65 @@ class Refund(Record):
     payment_id: str | None = None
     status: str | None = None
     created_at: AwareDatetime | None = None
+
+
+class Ticket(Record):
+    """A support ticket (Zendesk)."""
+
+    kind: ClassVar[str] = "ticket"
+    subject: str | None = None
+    status: str | None = None  # lower-case vendor status: new, open, pending, hold, solved, closed
+    priority: str | None = None
+    requester_id: str | None = None
+    assignee_id: str | None = None
+    channel: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: AwareDatetime | None = None
+
+
+class Conversation(Record):
+    """A chat conversation (Chatwoot, Meta inboxes)."""
+
+    kind: ClassVar[str] = "conversation"
+    status: str | None = None
+    inbox_id: str | None = None
+    contact_id: str | None = None
+    assignee_id: str | None = None
+    channel: str | None = None
+    created_at: AwareDatetime | None = None
+
+
+class Message(Record):
+    """One message in a conversation or ticket; `direction` is inbound (from a customer) or outbound."""
+
+    kind: ClassVar[str] = "message"
+    conversation_id: str | None = None
+    direction: str | None = None
+    author_id: str | None = None
+    text: str | None = None
+    private: bool = False
+    created_at: AwareDatetime | None = None
+
+
+class Profile(Record):
+    """A marketing profile (Klaviyo): the person a campaign or flow talks to."""
+
+    kind: ClassVar[str] = "profile"
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class MarketingEvent(Record):
+    """Something a profile did or received: email opened, SMS sent, unsubscribed…"""
+
+    kind: ClassVar[str] = "marketing_event"
+    name: str
+    channel: str | None = None  # email, sms, push
+    profile_id: str | None = None
+    email: str | None = None
+    campaign_id: str | None = None
+    flow_id: str | None = None
+    subject: str | None = None
+    occurred_at: AwareDatetime | None = None

@@ -1,16 +1,18 @@
 """Shopify: base64 HMAC-SHA256 of the raw body, no signed timestamp."""
 
 from connectors.shopify.normalize import normalize, parse
-from connectors.shopify.sample import sample
+from connectors.shopify.sample import sample, sign
 from connectors.shopify.verify import verify
 
 
 class ShopifyConnector:
     name = "shopify"
+    timestamped = False
     verify = staticmethod(verify)
     parse = staticmethod(parse)
     normalize = staticmethod(normalize)
     sample = staticmethod(sample)
+    sign = staticmethod(sign)
 
 
 connector = ShopifyConnector()

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import body_hash, decimal_or_none, load_object, parse_time
+from connectors._payload import (
+    body_hash,
+    decimal_or_none,
+    items,
+    load_object,
+    money,
+    obj,
+    parse_time,
+    text,
+    tolerant,
+)
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
-from schemas.records import Customer, Money, Order, Record, Refund
+from schemas.records import Customer, Order, Record, Refund
 
 TOPICS = {
     "orders/create": "order.created",
@@ -41,32 +51,28 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
 
 
 def _customer(data: Any) -> Customer | None:
-    if not isinstance(data, dict) or data.get("id") is None:
+    data = obj(data)
+    if text(data.get("id")) is None:
         return None
-    name = " ".join(p for p in (data.get("first_name"), data.get("last_name")) if p) or None
-    return Customer(external_id=str(data["id"]), email=data.get("email"), name=name,
+    name = " ".join(p for p in (text(data.get("first_name")), text(data.get("last_name"))) if p) or None
+    return Customer(external_id=text(data["id"]), email=text(data.get("email")), name=name,
                     updated_at=parse_time(data.get("updated_at")))
 
 
-def _money(amount: Any, currency: Any) -> Money | None:
-    value = decimal_or_none(amount)
-    if value is None or not isinstance(currency, str):
-        return None
-    return Money(amount=value, currency=currency)
-
-
+@tolerant
 def normalize(envelope: Envelope) -> list[Record]:
-    data = envelope.payload if isinstance(envelope.payload, dict) else {}
-    if data.get("id") is None:
+    data = obj(envelope.payload)
+    external_id = text(data.get("id"))
+    if external_id is None:
         return []
     if envelope.type.startswith("order."):
         customer = _customer(data.get("customer"))
         order = Order(
-            external_id=str(data["id"]),
-            number=data.get("name") or (str(data["order_number"]) if data.get("order_number") else None),
-            email=data.get("email"),
-            total=_money(data.get("total_price"), data.get("currency")),
-            financial_status=data.get("financial_status"),
+            external_id=external_id,
+            number=text(data.get("name")) or text(data.get("order_number")),
+            email=text(data.get("email")),
+            total=money(data.get("total_price"), data.get("currency")),
+            financial_status=text(data.get("financial_status")),
             created_at=parse_time(data.get("created_at")),
             updated_at=parse_time(data.get("updated_at")),
             customer_id=customer.external_id if customer else None,
@@ -76,13 +82,12 @@ def normalize(envelope: Envelope) -> list[Record]:
         customer = _customer(data)
         return [customer] if customer else []
     if envelope.type == "refund.created":
-        transactions = data.get("transactions") or []
-        total = sum((decimal_or_none(t.get("amount")) or 0 for t in transactions if isinstance(t, dict)), 0)
-        currency = next((t.get("currency") for t in transactions if isinstance(t, dict)), None)
-        money = _money(total, currency)
-        if money is None:
+        transactions = [obj(t) for t in items(data.get("transactions"))]
+        amounts = [decimal_or_none(t.get("amount")) for t in transactions]
+        currency = next((t.get("currency") for t in transactions if t.get("currency")), None)
+        total = money(sum((a for a in amounts if a is not None), 0), currency)
+        if total is None:
             return []
-        return [Refund(external_id=str(data["id"]), amount=money,
-                       payment_id=str(data["order_id"]) if data.get("order_id") else None,
+        return [Refund(external_id=external_id, amount=total, payment_id=text(data.get("order_id")),
                        created_at=parse_time(data.get("created_at")))]
     return []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -12,7 +14,14 @@ from connectors._hmac import b64_digest
 from connectors.base import SignedRequest
 
 
-def sample(secret: str, now: float) -> SignedRequest:
+def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,
+         options: Mapping[str, Any] | None = None) -> SignedRequest:
+    """Shopify signs the body alone, so a retry carries the same signature."""
+    signature = b64_digest(secret.encode(), body)
+    return SignedRequest(body=body, headers={**headers, "X-Shopify-Hmac-Sha256": signature})
+
+
+def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
     order_id = random.randint(10**17, 10**18)
     when = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     body = orjson.dumps({
@@ -30,13 +39,12 @@ def sample(secret: str, now: float) -> SignedRequest:
         "line_items": [{"id": 866550311766439020, "title": "IPod Nano - 8GB", "quantity": 1,
                         "price": "199.00", "sku": "IPOD2008BLACK"}],
     })
-    return SignedRequest(body=body, headers={
+    return sign(body, {
         "Content-Type": "application/json",
         "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Hmac-Sha256": b64_digest(secret.encode(), body),
         "X-Shopify-Shop-Domain": "example.myshopify.com",
         "X-Shopify-API-Version": "2026-10",
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
         "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": when,
-    })
+    }, secret, now)

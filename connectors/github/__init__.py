@@ -1,0 +1,18 @@
+"""GitHub: hex HMAC-SHA256 of the raw body in X-Hub-Signature-256, no signed timestamp."""
+
+from connectors.github.normalize import normalize, parse
+from connectors.github.sample import sample, sign
+from connectors.github.verify import verify
+
+
+class GitHubConnector:
+    name = "github"
+    timestamped = False
+    verify = staticmethod(verify)
+    parse = staticmethod(parse)
+    normalize = staticmethod(normalize)
+    sample = staticmethod(sample)
+    sign = staticmethod(sign)
+
+
+connector = GitHubConnector()

@@ -1,0 +1,18 @@
+"""Klaviyo: hex HMAC-SHA256 of BODY+TIMESTAMP, HTTP-date timestamp; batched data[]."""
+
+from connectors.klaviyo.normalize import normalize, parse
+from connectors.klaviyo.sample import sample, sign
+from connectors.klaviyo.verify import verify
+
+
+class KlaviyoConnector:
+    name = "klaviyo"
+    timestamped = True
+    verify = staticmethod(verify)
+    parse = staticmethod(parse)
+    normalize = staticmethod(normalize)
+    sample = staticmethod(sample)
+    sign = staticmethod(sign)
+
+
+connector = KlaviyoConnector()

@@ -1,0 +1,20 @@
+"""Klaviyo system webhooks sign `Klaviyo-Signature: <hex HMAC-SHA256(secret, BODY + TIMESTAMP)>`.
+
+Body first, no separator; `Klaviyo-Timestamp` is an HTTP-date (`Tue, 14 Apr 2026 03:50:12 GMT`),
+checked ±tolerance both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connectors._hmac import Scheme
+
+SCHEME = Scheme(signature_header="klaviyo-signature", template="{body}{timestamp}",
+                timestamp_header="klaviyo-timestamp", timestamp_format="http-date")
+
+
+def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
+           options: Mapping[str, Any]) -> None:
+    SCHEME.verify(body, headers, secrets, now, options)

@@ -1,0 +1,35 @@
+"""Standard Webhooks events: `{"type", "timestamp", "data"}` by the spec's recommendation.
+
+Many vendors speak Standard Webhooks, so the type prefix (`options["type_prefix"]`, default
+`standard-webhooks`) and a map to canonical types (`options["types"]`) are per source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors._payload import load_json, obj, parse_time, text
+from connectors.base import Delivery, Parsed
+from connectors.standard_webhooks.verify import headers_of
+from schemas.envelope import Envelope
+from schemas.records import Record
+
+
+def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+    msg_id, timestamp, _ = headers_of(headers)
+    payload = load_json(body)
+    event_type = text(obj(payload).get("type")) or "event"
+    canonical = obj(options.get("types")).get(event_type)
+    prefix = options.get("type_prefix") or "standard-webhooks"
+    return Parsed(deliveries=[Delivery(
+        dedupe_key=msg_id,
+        type=canonical if isinstance(canonical, str) else f"{prefix}.{event_type}",
+        payload=payload,
+        occurred_at=parse_time(obj(payload).get("timestamp")) or parse_time(int(timestamp.strip())),
+    )])
+
+
+def normalize(envelope: Envelope) -> list[Record]:
+    """The spec fixes the envelope, not the data: nothing canonical can be read from it."""
+    return []

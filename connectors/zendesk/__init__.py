@@ -1,0 +1,18 @@
+"""Zendesk: base64 HMAC-SHA256 of TIMESTAMP+BODY, ISO-8601 timestamp within ±tolerance."""
+
+from connectors.zendesk.normalize import normalize, parse
+from connectors.zendesk.sample import sample, sign
+from connectors.zendesk.verify import verify
+
+
+class ZendeskConnector:
+    name = "zendesk"
+    timestamped = True
+    verify = staticmethod(verify)
+    parse = staticmethod(parse)
+    normalize = staticmethod(normalize)
+    sample = staticmethod(sample)
+    sign = staticmethod(sign)
+
+
+connector = ZendeskConnector()

@@ -1,0 +1,59 @@
+"""Test helpers shared by the unit tests: vectors, clocks and signed requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from connectors import registry
+from connectors._hmac import lower_headers
+from connectors.base import Connector, SignedRequest
+
+NOW = 1_700_000_000
+VECTORS = Path(__file__).parent / "vectors" / "webhook-signatures.json"
+
+
+def vectors() -> list[dict[str, Any]]:
+    return json.loads(VECTORS.read_text())["cases"]
+
+
+def to_unix(now: Any) -> float:
+    """A vector's clock: unix seconds, an ISO-8601 time or an HTTP-date."""
+    if now is None:
+        return NOW
+    if isinstance(now, int | float):
+        return float(now)
+    try:
+        return datetime.fromisoformat(now.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return parsedate_to_datetime(now).timestamp()
+
+
+def connector(name: str) -> Connector:
+    return registry.get(name)
+
+
+def verify(
+    name: str,
+    request: SignedRequest,
+    secrets: list[str],
+    now: float = NOW,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Verify a request the way ingress does: header names lower-cased."""
+    connector(name).verify(request.body, lower_headers(request.headers), secrets, now, options or {})
+
+
+def parse(name: str, request: SignedRequest, options: dict[str, Any] | None = None):
+    return connector(name).parse(request.body, lower_headers(request.headers), options or {})
+
+
+def with_headers(request: SignedRequest, **changes: str | None) -> SignedRequest:
+    """The request with headers replaced (`None` removes one); names match case-insensitively."""
+    wanted = {name.replace("_", "-").lower(): value for name, value in changes.items()}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in wanted}
+    headers.update({k: v for k, v in wanted.items() if v is not None})
+    return SignedRequest(body=request.body, headers=headers)
