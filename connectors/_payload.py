@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.envelope import Envelope
-from schemas.errors import MalformedError
+from schemas.errors import InvalidPayload, MalformedError
 from schemas.records import Money, Record
 
 
@@ -123,15 +123,18 @@ def money(amount: Any, currency: Any, *, exponent: int = 0) -> Money | None:
         return None
 
 
-def tolerant(normalize: Callable[[Envelope], list[Record]]) -> Callable[[Envelope], list[Record]]:
-    """A record the payload cannot fill (a validator refuses a value) means no records, never a crash."""
+def validated(normalize: Callable[[Envelope], list[Record]]) -> Callable[[Envelope], list[Record]]:
+    """A known event whose payload a canonical record refuses is an InvalidPayload (a permanent
+    error: dead-lettered, fixable with `dlq edit`), never silently dropped and never a crash."""
 
     @functools.wraps(normalize)
     def wrapper(envelope: Envelope) -> list[Record]:
         try:
             return normalize(envelope)
-        except ValidationError:
-            return []
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or e.get('ctx', '')}: {e['msg']}"
+                                 for e in exc.errors()[:5])
+            raise InvalidPayload(f"{envelope.type} does not fit {exc.title}: {problems}") from None
 
     return wrapper
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from connectors._hmac import lower_headers, tolerance_s
 from connectors.base import Connector, Parsed, SignedRequest, Signer
 from schemas.envelope import Envelope
-from schemas.errors import VerificationError
+from schemas.errors import InvalidPayload, VerificationError
 from schemas.records import Record
 
 if TYPE_CHECKING:
@@ -242,6 +242,8 @@ def _envelope(subject: Subject, event_type: str, payload: Any) -> Envelope:
 def _records(subject: Subject, event_type: str, payload: Any) -> list[Record]:
     try:
         records = subject.connector.normalize(_envelope(subject, event_type, payload))
+    except InvalidPayload:  # a payload the schema refuses is reported as such: that is allowed
+        return []
     except Exception as exc:  # noqa: BLE001 - reported with the input that caused it
         raise CertificationError(f"normalize raised {type(exc).__name__}: {exc} on {event_type} "
                                  f"{str(payload)[:300]}") from exc

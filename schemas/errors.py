@@ -11,6 +11,7 @@
     └── ProcessingError        raised while a worker handles an event
         ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
         └── PermanentError     retrying cannot help: dead-letter at once
+            ├── InvalidPayload           a known event the canonical schema refuses
             └── ReauthorizationRequired  the vendor refused our credentials (401/403)
 """
 
@@ -81,3 +82,7 @@ class PermanentError(ProcessingError):
 
 class ReauthorizationRequired(PermanentError):
     """The vendor refused our credentials; the source is flagged until someone re-authorizes it."""
+
+
+class InvalidPayload(PermanentError):
+    """A known event type whose payload does not fit its canonical record (fix it with `dlq edit`)."""

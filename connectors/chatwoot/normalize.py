@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import load_object, obj, parse_time, text, tolerant
+from connectors._payload import load_object, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -83,7 +83,7 @@ def _message(data: dict[str, Any]) -> list[Record]:
     return [message, conversation] if conversation else [message]
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     data = obj(envelope.payload)
     if text(data.get("id")) is None:

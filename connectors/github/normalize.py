@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import is_form, items, load_form, load_object, obj, parse_time, text, tolerant
+from connectors._payload import is_form, items, load_form, load_object, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -48,7 +48,7 @@ def _ticket(issue: dict[str, Any]) -> Ticket:
     )
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     payload = obj(envelope.payload)
     issue = obj(payload.get("issue"))

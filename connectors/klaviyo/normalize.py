@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import items, json_hash, load_object, obj, parse_time, text, tolerant
+from connectors._payload import items, json_hash, load_object, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -73,7 +73,7 @@ def _related(event: dict[str, Any], kind: str) -> str | None:
     return text(obj(obj(obj(event.get("relationships")).get(kind)).get("data")).get("id"))
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     item = obj(envelope.payload)
     payload = obj(item.get("payload"))

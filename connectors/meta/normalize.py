@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import items, json_hash, load_object, obj, parse_epoch, text, tolerant
+from connectors._payload import items, json_hash, load_object, obj, parse_epoch, text, validated
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -104,7 +104,7 @@ def _whatsapp(entry: dict[str, Any]) -> list[Record]:
     return records
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     if envelope.type != MESSAGE_CREATED:
         return []

@@ -14,7 +14,7 @@ from connectors._payload import (
     obj,
     parse_time,
     text,
-    tolerant,
+    validated,
 )
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
@@ -59,7 +59,7 @@ def _customer(data: Any) -> Customer | None:
                     updated_at=parse_time(data.get("updated_at")))
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     data = obj(envelope.payload)
     external_id = text(data.get("id"))

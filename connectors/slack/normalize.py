@@ -17,7 +17,7 @@ from connectors._payload import (
     parse_epoch,
     parse_time,
     text,
-    tolerant,
+    validated,
 )
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
@@ -65,7 +65,7 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     raise MalformedError(f"unknown Slack payload type {str(kind)[:40]!r}", code="unknown_payload")
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     event = obj(obj(envelope.payload).get("event"))
     channel, ts = text(event.get("channel")), text(event.get("ts"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import load_object, money, obj, parse_time, text, tolerant
+from connectors._payload import load_object, money, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
-from schemas.errors import MalformedError
+from schemas.errors import InvalidPayload, MalformedError
 from schemas.records import Customer, Money, Order, Payment, Record, Refund
 
 TYPES = {
@@ -59,7 +59,8 @@ def _payment_intent(data: dict[str, Any]) -> list[Record]:
     amount = data.get("amount_received") if data.get("status") == "succeeded" else data.get("amount")
     total = minor_units(amount, data.get("currency"))
     if total is None:
-        return []
+        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
+                             f"in currency {data.get('currency')!r} is not a usable amount")
     return [Payment(external_id=text(data.get("id")), amount=total,
                     status=text(data.get("status")) or "unknown", customer_id=text(data.get("customer")),
                     created_at=parse_time(data.get("created")))]
@@ -69,7 +70,8 @@ def _charge(data: dict[str, Any]) -> list[Record]:
     """A charge is one attempt at a PaymentIntent: it updates the payment keyed by the intent."""
     total = minor_units(data.get("amount"), data.get("currency"))
     if total is None:
-        return []
+        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
+                             f"in currency {data.get('currency')!r} is not a usable amount")
     status = "refunded" if data.get("refunded") else text(data.get("status")) or "unknown"
     return [Payment(external_id=text(data.get("payment_intent")) or text(data.get("id")), amount=total,
                     status=status, customer_id=text(data.get("customer")),
@@ -79,7 +81,8 @@ def _charge(data: dict[str, Any]) -> list[Record]:
 def _refund(data: dict[str, Any]) -> list[Record]:
     total = minor_units(data.get("amount"), data.get("currency"))
     if total is None:
-        return []
+        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
+                             f"in currency {data.get('currency')!r} is not a usable amount")
     return [Refund(external_id=text(data.get("id")), amount=total,
                    payment_id=text(data.get("payment_intent")) or text(data.get("charge")),
                    status=text(data.get("status")), created_at=parse_time(data.get("created")))]
@@ -115,7 +118,7 @@ MAPPERS = {
 }
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     mapper, object_name = MAPPERS.get(envelope.type, (None, None))
     event = obj(envelope.payload)

@@ -17,7 +17,7 @@ from connectors._payload import (
     obj,
     parse_time,
     text,
-    tolerant,
+    validated,
 )
 from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
@@ -95,7 +95,7 @@ def _comment(ticket_id: str, comment: dict[str, Any], when: Any) -> Message | No
     )
 
 
-@tolerant
+@validated
 def normalize(envelope: Envelope) -> list[Record]:
     payload = obj(envelope.payload)
     detail = obj(payload.get("detail")) or obj(payload.get("ticket"))  # event webhook, or a trigger's body
