@@ -13,9 +13,10 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from events.db import make_async_engine
+from events.api import create_api
+from events.db import make_async_engine, make_engine
 from events.inbox import Inbox
 from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
 from events.logging import configure_logging
@@ -36,9 +37,11 @@ class HookyardApp:
                            writers=settings.ingress.writers)
         self.publisher = Publisher()
         self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)
+        self.sync_engine = make_engine(settings.database_url)
         self.rest = Starlette(routes=[
             Route("/healthz", self.health),
             Route("/metrics", self.metrics),
+            Mount("/v1", app=create_api(self.sync_engine, self.sources)),
         ])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,7 +49,7 @@ class HookyardApp:
             await self.lifespan(receive, send)
         elif scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.ingress(scope, receive, send)
-        elif scope["type"] == "http" and not scope["path"].startswith(("/healthz", "/metrics")):
+        elif scope["type"] == "http" and not scope["path"].startswith(("/healthz", "/metrics", "/v1")):
             await respond(send, 404, {"error": "not_found", "detail": f"no route {scope['path']}"})
         else:
             await self.rest(scope, receive, send)
@@ -63,6 +66,7 @@ class HookyardApp:
                 await self.publisher.stop()
                 await self.inbox.stop()
                 await self.engine.dispose()
+                self.sync_engine.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

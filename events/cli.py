@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from connectors import registry
+from events.cli_ops import dlq_cli, tokens_cli
 from events.db import events, make_engine
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
@@ -32,6 +33,8 @@ events_cli = typer.Typer(help="Inspect stored events.", no_args_is_help=True)
 connectors_cli = typer.Typer(help="Built-in and installed connectors.", no_args_is_help=True)
 cli.add_typer(events_cli, name="events")
 cli.add_typer(connectors_cli, name="connectors")
+cli.add_typer(dlq_cli, name="dlq")
+cli.add_typer(tokens_cli, name="tokens")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

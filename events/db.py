@@ -1,6 +1,7 @@
 """Tables and engines. The database is the source of truth; the broker only carries event ids.
 
-Event states: accepted → processing → done, or → retry → processing …, or → dead.
+Event states: accepted → processing → done, or → retry → processing …, or → dead (→ accepted again
+on replay, or → purged).
 `available_at` gates claiming (a lease or a retry's due time); `relay_at` is when the relay
 republishes an unfinished event whose message may have been lost.
 """
@@ -35,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ACCEPTED, PROCESSING, RETRY, DONE, DEAD = "accepted", "processing", "retry", "done", "dead"
+PURGED = "purged"  # a dead letter an operator deleted; the row stays so redeliveries stay duplicates
 UNFINISHED = (ACCEPTED, PROCESSING, RETRY)
 
 

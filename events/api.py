@@ -1,0 +1,170 @@
+"""The operator HTTP API under /v1: bearer tokens, OpenAPI at /v1/openapi.json, audit-logged writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, select
+
+from events import dlq, tokens
+from events.db import events, source_flags, utcnow
+from events.sources import Source
+from workers.app import publish
+
+bearer = HTTPBearer(auto_error=False)
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.code = code
+
+
+class Where(BaseModel):
+    source: str | None = None
+    vendor: str | None = None
+    task: str | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+    def filters(self, state: str | None = "dead") -> dlq.Filters:
+        return dlq.Filters(**self.model_dump(), state=state)
+
+
+class ReplayRequest(BaseModel):
+    ids: list[str] = Field(default_factory=list, max_length=10_000)
+    where: Where | None = None
+    dry_run: bool = False
+    rate_per_s: float | None = Field(default=None, gt=0)
+
+
+class EditRequest(BaseModel):
+    set: dict[str, Any] = Field(min_length=1, description="PATH → new value; PATH uses dots")
+
+
+class PurgeRequest(BaseModel):
+    where: Where = Where()
+    older_than: str | None = Field(default=None, description="e.g. 30d, 12h")
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def principal(request: Request, credentials: Credentials) -> tokens.Principal:
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
+    with request.app.state.engine.connect() as conn:
+        found = tokens.authenticate(conn, credentials.credentials)
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
+    return found
+
+
+def writer(who: Annotated[tokens.Principal, Depends(principal)]) -> tokens.Principal:
+    if not who.can_write():
+        raise ApiError(403, "forbidden", f"token {who.name!r} is read-only")
+    return who
+
+
+Reader = Annotated[tokens.Principal, Depends(principal)]
+Writer = Annotated[tokens.Principal, Depends(writer)]
+
+
+def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publish = publish) -> FastAPI:
+    # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json
+    api = FastAPI(title="Hookyard operator API", version="1", openapi_url="/openapi.json",
+                  docs_url="/docs", redoc_url=None)
+
+    api.state.engine = engine
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = getattr(exc, "code", "error")
+        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code,
+                            headers={"www-authenticate": "Bearer"} if exc.status_code == 401 else None)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid_request", "detail": str(exc.errors()[:3])}, status_code=422)
+
+    @api.get("/dead-letters")
+    def list_dead_letters(who: Reader, source: str | None = None, vendor: str | None = None,
+                          task: str | None = None, error_class: str | None = None,
+                          since: datetime | None = None, until: datetime | None = None,
+                          text: str | None = None, state: str = "dead",
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                          offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        filters = Where(source=source, vendor=vendor, task=task, error_class=error_class, since=since,
+                        until=until, text=text).filters(None if state == "all" else state)
+        with engine.connect() as conn:
+            return {"total": dlq.count(conn, filters), "items": dlq.find(conn, filters, limit, offset)}
+
+    @api.get("/dead-letters/{event_id}")
+    def show_dead_letter(event_id: str, who: Reader) -> dict[str, Any]:
+        with engine.connect() as conn:
+            found = dlq.show(conn, event_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no dead letter {event_id}")
+        return found
+
+    @api.patch("/dead-letters/{event_id}")
+    def edit_dead_letter(event_id: str, body: EditRequest, who: Writer) -> dict[str, Any]:
+        try:
+            with engine.begin() as conn:
+                payload = dlq.edit(conn, event_id, body.set.items(), utcnow())
+                dlq.audit(conn, f"api:{who.name}", "dlq.edit", event_id, {"set": body.set})
+        except dlq.EditRejected as exc:
+            raise ApiError(422, "invalid_payload", str(exc)) from None
+        return {"event_id": event_id, "payload": payload}
+
+    @api.post("/dead-letters/replay")
+    def replay_dead_letters(body: ReplayRequest, who: Writer) -> dict[str, Any]:
+        if not body.ids and body.where is None:
+            raise ApiError(400, "nothing_selected", "give ids or where")
+        with engine.connect() as conn:
+            targets = dlq.plan(conn, body.where.filters() if body.where else None, body.ids)
+        if body.dry_run:
+            return {"planned": len(targets), "event_ids": [e for e, _ in targets[:1000]]}
+        replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=f"api:{who.name}",
+                                       rate_per_s=body.rate_per_s)
+        return {"planned": len(targets), "replayed": replayed, "skipped": skipped}
+
+    @api.post("/dead-letters/purge")
+    def purge_dead_letters(body: PurgeRequest, who: Writer) -> dict[str, int]:
+        try:
+            age = dlq.parse_duration(body.older_than) if body.older_than else None
+        except Exception as exc:
+            raise ApiError(400, "invalid_duration", str(exc)) from None
+        with engine.begin() as conn:
+            purged = dlq.purge(conn, body.where.filters(state=None), age)
+            dlq.audit(conn, f"api:{who.name}", "dlq.purge", None,
+                      {"purged": purged, "older_than": body.older_than})
+        return {"purged": purged}
+
+    @api.get("/events/{event_id}")
+    def show_event(event_id: str, who: Reader) -> dict[str, Any]:
+        with engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.id == event_id)).first()
+        if row is None:
+            raise ApiError(404, "not_found", f"no event {event_id}")
+        data = {k: v for k, v in dlq.as_dict(row).items() if k not in ("body", "lease_token")}
+        return {**data, "body": row.body.decode("utf-8", "replace")}
+
+    @api.get("/sources")
+    def list_sources(who: Reader) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            flags = {r.source: r for r in conn.execute(select(source_flags))}
+        return [{"name": s.name, "connector": s.connector,
+                 "needs_reauth": bool(flags[s.name].needs_reauth) if s.name in flags else False,
+                 "reason": flags[s.name].reason if s.name in flags else None} for s in sources.values()]
+
+    return api

@@ -1,0 +1,228 @@
+"""`hookyard dlq …` and `hookyard tokens …`: the operator's tools for failed work and API access."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from events import dlq, tokens
+from events.db import make_engine, utcnow
+from events.settings import get_settings
+from schemas.errors import HookyardError
+from workers.app import publish
+
+dlq_cli = typer.Typer(help="Dead letters: list, show, edit, replay, purge.", no_args_is_help=True)
+tokens_cli = typer.Typer(help="Operator API tokens.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Source = Annotated[str | None, typer.Option(help="Only this source.")]
+Vendor = Annotated[str | None, typer.Option(help="Only this vendor (connector).")]
+Task = Annotated[str | None, typer.Option(help="Only this task name.")]
+ErrorClass = Annotated[str | None, typer.Option("--error-class", help="Only this error class.")]
+Since = Annotated[datetime | None, typer.Option(help="Died at or after (ISO-8601, UTC).")]
+Until = Annotated[datetime | None, typer.Option(help="Died before (ISO-8601, UTC).")]
+Text = Annotated[str | None, typer.Option("--text", help="Free text in error, type or traceback.")]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _filters(source: str | None, vendor: str | None, task: str | None, error_class: str | None,
+             since: datetime | None, until: datetime | None, text: str | None,
+             state: str | None = "dead") -> dlq.Filters:
+    return dlq.Filters(source=source, vendor=vendor, task=task, error_class=error_class,
+                       since=_utc(since), until=_utc(until), text=text, state=state)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data).decode() + "\n")
+
+
+def _engine() -> Any:
+    return make_engine(get_settings().database_url)
+
+
+@dlq_cli.command("list")
+def dlq_list(source: Source = None, vendor: Vendor = None, task: Task = None, error_class: ErrorClass = None,
+             since: Since = None, until: Until = None, text: Text = None,
+             state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
+             limit: Annotated[int, typer.Option(help="At most N.")] = 50, as_json: JsonOpt = False) -> None:
+    """Dead letters, newest first."""
+    filters = _filters(source, vendor, task, error_class, since, until, text,
+                       None if state == "all" else state)
+    with _engine().connect() as conn:
+        rows = dlq.find(conn, filters, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("event id", "source", "type", "error", "attempts", "died at", "state")
+    for r in rows:
+        table.add_row(r["event_id"], r["source"], r["type"], f"{r['error_class']}: {r['error_message'][:60]}",
+                      str(r["attempts"]), r["died_at"][:19], r["state"])
+    console.print(table)
+
+
+@dlq_cli.command("show")
+def dlq_show(event_id: str, as_json: JsonOpt = False) -> None:
+    """One dead letter: the error, its traceback, every attempt and the raw request."""
+    with _engine().connect() as conn:
+        data = dlq.show(conn, event_id)
+    if data is None:
+        err.print(f"[red]no dead letter {event_id}[/]")
+        raise typer.Exit(1)
+    if as_json:
+        _print_json(data)
+    else:
+        console.print_json(orjson.dumps(data).decode())
+
+
+@dlq_cli.command("edit")
+def dlq_edit(event_id: str,
+             sets: Annotated[list[str], typer.Option("--set", help="PATH=VALUE (dots; VALUE as JSON "
+                                                                  "when it parses). Repeatable.")],
+             as_json: JsonOpt = False) -> None:
+    """Edit a dead event's payload; it must validate before it is saved. The original is kept."""
+    pairs = []
+    for item in sets:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            raise typer.BadParameter(f"{item!r}: expected PATH=VALUE")
+        pairs.append((path, dlq.parse_value(raw)))
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            payload = dlq.edit(conn, event_id, pairs, utcnow())
+            dlq.audit(conn, _actor(), "dlq.edit", event_id, {"set": dict(pairs)})
+    except dlq.EditRejected as exc:
+        err.print(f"[red]not saved:[/] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json(payload)
+    else:
+        console.print(f"[green]saved[/]; it validates. Replay it with: hookyard dlq replay {event_id}")
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@dlq_cli.command("replay")
+def dlq_replay(ids: Annotated[list[str] | None, typer.Argument(help="Event ids (or use filters).")] = None,
+               where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
+               source: Source = None, vendor: Vendor = None, task: Task = None,
+               error_class: ErrorClass = None, since: Since = None, until: Until = None, text: Text = None,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
+               rate: Annotated[float | None, typer.Option(help="At most N replays per second.")] = None,
+               yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+               as_json: JsonOpt = False) -> None:
+    """Replay dead letters: by id, or every one matching --where filters. Safe to interrupt and rerun."""
+    if not ids and not where:
+        raise typer.BadParameter("name event ids, or --where with filters")
+    filters = _filters(source, vendor, task, error_class, since, until, text) if where else None
+    engine = _engine()
+    with engine.connect() as conn:
+        targets = dlq.plan(conn, filters, ids or ())
+    summary = {"planned": len(targets), "by_vendor": dict(Counter(v for _, v in targets)),
+               "first": [e for e, _ in targets[:10]]}
+    if dry_run or not targets:
+        _print_json(summary) if as_json else console.print(
+            f"{len(targets)} dead letter(s) would be replayed: {summary['by_vendor']}")
+        return
+    if not as_json:
+        console.print(f"plan: replay {len(targets)} dead letter(s) {summary['by_vendor']}"
+                      + (f" at {rate}/s" if rate else ""))
+        if not yes and len(targets) > 1 and not typer.confirm("go ahead?"):
+            raise typer.Exit(1)
+    done = [0]
+
+    def progress(handled: int, total: int) -> None:
+        done[0] = handled
+        if not as_json:
+            console.print(f"  {handled}/{total}", end="\r")
+
+    try:
+        replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=_actor(), rate_per_s=rate,
+                                       progress=progress)
+    except KeyboardInterrupt:
+        err.print(f"\ninterrupted after {done[0]} of {len(targets)}; run the same command to resume")
+        raise typer.Exit(130) from None
+    result = {"replayed": replayed, "skipped": skipped}
+    _print_json(result) if as_json else console.print(
+        f"replayed {replayed}; {skipped} were no longer dead (already replayed or done)")
+
+
+@dlq_cli.command("purge")
+def dlq_purge(where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
+              source: Source = None, vendor: Vendor = None, task: Task = None,
+              error_class: ErrorClass = None, since: Since = None, until: Until = None, text: Text = None,
+              older_than: Annotated[str | None, typer.Option(help="Only those dead longer than this "
+                                                                  "(e.g. 30d).")] = None,
+              yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+              as_json: JsonOpt = False) -> None:
+    """Delete dead letters for good (their events stay, marked purged, for deduplication)."""
+    if not where and older_than is None:
+        raise typer.BadParameter("say what to purge: --where with filters and/or --older-than")
+    filters = _filters(source, vendor, task, error_class, since, until, text, state=None)
+    try:
+        age = dlq.parse_duration(older_than) if older_than else None
+    except HookyardError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    engine = _engine()
+    if not yes and not as_json:
+        with engine.connect() as conn:
+            n = dlq.count(conn, filters)
+        if not typer.confirm(f"purge up to {n} dead letter(s)?"):
+            raise typer.Exit(1)
+    with engine.begin() as conn:
+        purged = dlq.purge(conn, filters, age)
+        dlq.audit(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})
+    _print_json({"purged": purged}) if as_json else console.print(f"purged {purged} dead letter(s)")
+
+
+@tokens_cli.command("create")
+def tokens_create(name: Annotated[str, typer.Option(help="Who or what uses it.")],
+                  scope: Annotated[str, typer.Option(help="read | write")] = "read",
+                  as_json: JsonOpt = False) -> None:
+    """Create an API token. It is shown once; only its hash is stored."""
+    if scope not in tokens.SCOPES:
+        raise typer.BadParameter(f"scope must be one of {', '.join(tokens.SCOPES)}")
+    with _engine().begin() as conn:
+        token = tokens.create(conn, name, scope)
+        dlq.audit(conn, _actor(), "tokens.create", name, {"scope": scope})
+    _print_json({"token": token, "name": name, "scope": scope}) if as_json else console.print(token)
+
+
+@tokens_cli.command("list")
+def tokens_list(as_json: JsonOpt = False) -> None:
+    """Tokens (never their values)."""
+    with _engine().connect() as conn:
+        rows = tokens.listing(conn)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "scope", "created", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["scope"], r["created_at"][:19], (r["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@tokens_cli.command("revoke")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token by id."""
+    with _engine().begin() as conn:
+        if not tokens.revoke(conn, token_id):
+            err.print(f"[red]no active token {token_id}[/]")
+            raise typer.Exit(1)
+        dlq.audit(conn, _actor(), "tokens.revoke", token_id)
+    console.print("revoked")

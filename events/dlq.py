@@ -1,0 +1,231 @@
+"""Dead letters: find, inspect, edit, replay and purge — shared by the CLI and the HTTP API.
+
+A replay moves the event from `dead` back to `accepted` with a fresh attempt budget and publishes its
+id; it keeps its id and dedupe key, so replaying something that already succeeded does nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Select, and_, delete, func, insert, or_, select, update
+
+from connectors import registry
+from events.db import ACCEPTED, DEAD, PURGED, attempts, audit_log, dead_letters, events, utcnow
+from schemas.envelope import Envelope
+from schemas.errors import HookyardError, MalformedError
+
+REPLAYED = "replayed"
+
+
+@dataclass(frozen=True)
+class Filters:
+    source: str | None = None
+    vendor: str | None = None
+    task: str | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    state: str | None = DEAD  # dead | replayed | None for both
+
+    def where(self) -> Any:
+        dl = dead_letters.c
+        clauses = [column == value for column, value in (
+            (dl.source, self.source), (dl.vendor, self.vendor), (dl.task, self.task),
+            (dl.error_class, self.error_class), (dl.state, self.state)) if value is not None]
+        if self.since is not None:
+            clauses.append(dl.died_at >= self.since)
+        if self.until is not None:
+            clauses.append(dl.died_at < self.until)
+        if self.text:
+            pattern = f"%{self.text.lower()}%"
+            clauses.append(or_(func.lower(dl.error_message).like(pattern), func.lower(dl.type).like(pattern),
+                               func.lower(dl.traceback).like(pattern), dl.event_id == self.text))
+        return and_(*clauses) if clauses else and_(True)
+
+
+class EditRejected(HookyardError):
+    """The edited payload does not validate; it is not saved."""
+
+
+def _select(filters: Filters) -> Select[Any]:
+    return select(dead_letters).where(filters.where()).order_by(dead_letters.c.died_at.desc(),
+                                                                  dead_letters.c.event_id)
+
+
+def as_dict(row: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
+
+
+def find(conn: Connection, filters: Filters, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    rows = conn.execute(_select(filters).limit(limit).offset(offset))
+    return [{k: v for k, v in as_dict(r).items() if k != "traceback"} for r in rows]
+
+
+def count(conn: Connection, filters: Filters) -> int:
+    return conn.execute(select(func.count()).select_from(dead_letters).where(filters.where())).scalar_one()
+
+
+def show(conn: Connection, event_id: str) -> dict[str, Any] | None:
+    letter = conn.execute(select(dead_letters).where(dead_letters.c.event_id == event_id)).first()
+    if letter is None:
+        return None
+    event = conn.execute(select(events).where(events.c.id == event_id)).one()
+    tried = conn.execute(select(attempts).where(attempts.c.event_id == event_id)
+                         .order_by(attempts.c.id))
+    return {**as_dict(letter),
+            "event": {**{k: v for k, v in as_dict(event).items() if k not in ("body", "lease_token")},
+                      "body": event.body.decode("utf-8", "replace")},
+            "attempt_log": [as_dict(a) for a in tried]}
+
+
+def plan(conn: Connection, filters: Filters | None = None, ids: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(event id, vendor) of the dead letters a replay would take, oldest first."""
+    stmt = select(dead_letters.c.event_id, dead_letters.c.vendor).where(dead_letters.c.state == DEAD)
+    if ids:
+        stmt = stmt.where(dead_letters.c.event_id.in_(list(ids)))
+    if filters is not None:
+        stmt = stmt.where(filters.where())
+    return [(r.event_id, r.vendor) for r in conn.execute(stmt.order_by(dead_letters.c.died_at))]
+
+
+def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
+    """Move one dead event back to accepted; False when it is not dead (nothing to do)."""
+    moved = conn.execute(update(events).where(events.c.id == event_id, events.c.state == DEAD).values(
+        state=ACCEPTED, attempts=0, available_at=now, relay_at=now + timedelta(seconds=30),
+        lease_token=None)).rowcount
+    if moved:
+        conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id).values(
+            state=REPLAYED, replays=dead_letters.c.replays + 1, replayed_at=now))
+    return bool(moved)
+
+
+def _set_path(document: Any, path: str, value: Any) -> Any:
+    """Set `a.b.0.c` (dots; list indexes as numbers) in a copy of document."""
+    result = copy.deepcopy(document)
+    parts = path.split(".")
+    node = result
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise EditRejected(f"{path}: {part!r} is not an index of a list of {len(node)}")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+        else:
+            raise EditRejected(f"{path}: cannot descend into {type(node).__name__} at {part!r}")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and key not in node:
+                node[key] = {}
+            node = node[key]
+    return result
+
+
+def parse_value(raw: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true, null, "quoted", objects), else the string."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+
+
+def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: datetime) -> Any:
+    """Apply PATH=VALUE edits to a dead event's payload, validate through its connector, save.
+
+    The raw request stays byte-exact in the event; the payload before the first edit is kept on the
+    dead letter.
+    """
+    row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    letter = conn.execute(select(dead_letters).where(dead_letters.c.event_id == event_id)).first()
+    if row is None or letter is None or letter.state != DEAD:
+        raise EditRejected(f"{event_id} is not a dead letter waiting for replay")
+    original = row.payload if row.payload is not None else orjson.loads(row.body)
+    payload = original
+    for path, value in sets:
+        payload = _set_path(payload, path, value)
+    envelope = Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,
+                        dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
+                        received_at=row.received_at, headers=row.headers, payload=payload)
+    try:
+        registry.get(row.vendor).normalize(envelope)
+    except (HookyardError, ValueError) as exc:
+        raise EditRejected(f"the edited payload still does not validate: {exc}") from None
+    conn.execute(update(events).where(events.c.id == event_id).values(payload=payload))
+    if letter.original_payload is None:
+        conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id)
+                     .values(original_payload=original, edited_at=now))
+    else:
+        conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id).values(edited_at=now))
+    return payload
+
+
+def purge(conn: Connection, filters: Filters, older_than: timedelta | None) -> int:
+    """Delete matching dead letters and their attempt logs; their events stay, marked purged, so a
+    vendor's retry of the same delivery is still recognised as a duplicate."""
+    where = filters.where()
+    if older_than is not None:
+        where = and_(where, dead_letters.c.died_at < utcnow() - older_than)
+    ids = [r.event_id for r in conn.execute(select(dead_letters.c.event_id).where(where))]
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        conn.execute(delete(attempts).where(attempts.c.event_id.in_(chunk)))
+        conn.execute(delete(dead_letters).where(dead_letters.c.event_id.in_(chunk)))
+        conn.execute(update(events).where(events.c.id.in_(chunk), events.c.state == DEAD)
+                     .values(state=PURGED, payload=None))
+    return len(ids)
+
+
+def audit(conn: Connection, actor: str, action: str, target: str | None, details: Any = None) -> None:
+    conn.execute(insert(audit_log).values(at=utcnow(), actor=actor, action=action, target=target,
+                                          details=details))
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `12h`, `30d`, `2w` → timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise MalformedError(f"duration {text!r}: use a number and one of s, m, h, d, w (e.g. 7d)")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+
+
+Publish = Callable[[list[tuple[str, str]]], int]
+
+
+def replay(engine: Engine, targets: Sequence[tuple[str, str]], *, publish: Publish, actor: str,
+           rate_per_s: float | None = None, progress: Callable[[int, int], None] | None = None,
+           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+           ) -> tuple[int, int]:
+    """Replay in chunks (one transaction each, then publish), paced to `rate_per_s`.
+
+    Interrupting loses nothing: what was replayed is marked, and the same replay run again takes
+    only what is still dead. Returns (replayed, skipped: no longer dead).
+    """
+    size = max(1, int(rate_per_s)) if rate_per_s else 100
+    replayed = skipped = 0
+    for start in range(0, len(targets), size):
+        began = clock()
+        chunk = targets[start:start + size]
+        with engine.begin() as conn:
+            now = utcnow()
+            moved = [(event_id, vendor) for event_id, vendor in chunk if replay_one(conn, event_id, now)]
+            if moved:
+                audit(conn, actor, "dlq.replay", None, {"event_ids": [e for e, _ in moved]})
+        if moved:
+            publish(moved)  # if this fails the relay publishes them: they are `accepted` now
+        replayed += len(moved)
+        skipped += len(chunk) - len(moved)
+        if progress is not None:
+            progress(replayed + skipped, len(targets))
+        if rate_per_s and start + size < len(targets):
+            sleep(max(0.0, len(chunk) / rate_per_s - (clock() - began)))
+    return replayed, skipped
