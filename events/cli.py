@@ -21,8 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from connectors import registry
+from connectors.base import Signer
 from events.cli_ops import dlq_cli, tokens_cli
 from events.db import events, make_engine
+from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from schemas.errors import ConfigError
@@ -190,6 +192,8 @@ def send(
     sample: Annotated[bool, typer.Option("--sample", help="Sign and send the connector's sample.")] = False,
     url: Annotated[str, typer.Option(help="Ingress base URL.")] = "http://127.0.0.1:8000",
     count: Annotated[int, typer.Option(help="How many deliveries.")] = 1,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="PATH=VALUE: change the sample's JSON before signing (e.g. to break it).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Post a signed sample webhook to the ingress, as the vendor would."""
@@ -199,10 +203,19 @@ def send(
     if src is None:
         raise ConfigError(f"no source named {source!r} in {get_settings().config}")
     connector = registry.get(src.connector)
+    if sets and not isinstance(connector, Signer):
+        raise typer.BadParameter(f"connector {src.connector} cannot re-sign an edited sample")
     results = []
     with httpx.Client(timeout=10) as client:
         for _ in range(count):
-            req = connector.sample(src.secrets[0], time.time())
+            now = time.time()
+            req = connector.sample(src.secrets[0], now, src.options)
+            if sets:
+                body = orjson.loads(req.body)
+                for item in sets:
+                    path, _, raw = item.partition("=")
+                    body = set_path(body, path, parse_value(raw))
+                req = connector.sign(orjson.dumps(body), req.headers, src.secrets[0], now, src.options)
             try:
                 resp = client.post(f"{url.rstrip('/')}/webhooks/{source}", content=req.body,
                                    headers=req.headers)

@@ -107,7 +107,7 @@ def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
     return bool(moved)
 
 
-def _set_path(document: Any, path: str, value: Any) -> Any:
+def set_path(document: Any, path: str, value: Any) -> Any:
     """Set `a.b.0.c` (dots; list indexes as numbers) in a copy of document."""
     result = copy.deepcopy(document)
     parts = path.split(".")
@@ -152,7 +152,7 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     original = row.payload if row.payload is not None else orjson.loads(row.body)
     payload = original
     for path, value in sets:
-        payload = _set_path(payload, path, value)
+        payload = set_path(payload, path, value)
     envelope = Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,
                         dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
                         received_at=row.received_at, headers=row.headers, payload=payload)

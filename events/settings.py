@@ -34,6 +34,12 @@ class RelaySettings(BaseModel):
     batch: int = 1000
 
 
+class RetentionSettings(BaseModel):
+    processed_days: float = 30.0  # done events (and their dedupe keys); never under 7 days
+    dead_letter_days: float = 90.0  # dead letters, handled or not
+    interval_s: float = 3600.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -46,6 +52,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 @cache

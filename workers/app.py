@@ -9,7 +9,7 @@ import structlog
 from celery import Celery
 
 from events.settings import Settings, get_settings
-from workers.constants import MAINTENANCE_QUEUE, PROCESS_TASK, RELAY_TASK, vendor_queue
+from workers.constants import MAINTENANCE_QUEUE, PROCESS_TASK, RELAY_TASK, RETENTION_TASK, vendor_queue
 
 log = structlog.get_logger()
 
@@ -37,6 +37,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": RELAY_TASK,
                 "schedule": settings.relay.interval_s,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.relay.interval_s, 1.0)},
+            },
+            "retention": {
+                "task": RETENTION_TASK,
+                "schedule": settings.retention.interval_s,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.retention.interval_s},
             },
         },
     }

@@ -5,6 +5,7 @@ MAINTENANCE_QUEUE = "hookyard.maintenance"
 
 PROCESS_TASK = "hookyard.events.process"
 RELAY_TASK = "hookyard.maintenance.relay"
+RETENTION_TASK = "hookyard.maintenance.retention"
 
 
 def vendor_queue(vendor: str) -> str:

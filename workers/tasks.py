@@ -16,8 +16,9 @@ from events.settings import get_settings
 from events.sources import load_sources
 from workers import processing
 from workers.app import app
-from workers.constants import PROCESS_TASK, RELAY_TASK
+from workers.constants import PROCESS_TASK, RELAY_TASK, RETENTION_TASK
 from workers.relay import relay as run_relay
+from workers.retention import prune
 
 
 @cache
@@ -58,3 +59,9 @@ def process_event(self, event_id: str) -> str:  # type: ignore[no-untyped-def]
 def relay() -> int:
     settings = get_settings()
     return run_relay(engine(), grace_s=settings.relay.grace_s, limit=settings.relay.batch)
+
+
+@app.task(name=RETENTION_TASK)
+def retention() -> dict[str, int]:
+    keep = get_settings().retention
+    return prune(engine(), processed_days=keep.processed_days, dead_letter_days=keep.dead_letter_days)

@@ -1,0 +1,46 @@
+"""Retention: prune what is finished and old, in bounded batches, by beat.
+
+Processed events must outlive every vendor's retry horizon (WhatsApp retries for 7 days), or a late
+redelivery would be taken for new; the defaults keep them 30 days.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import Engine, delete, select
+
+from events import dlq
+from events.db import DONE, PURGED, attempts, dead_letters, events, utcnow
+
+log = structlog.get_logger()
+MIN_PROCESSED_DAYS = 7
+
+
+def _prune_events(engine: Engine, states: tuple[str, ...], older_than: timedelta, batch: int) -> int:
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(events.c.id).where(
+                events.c.state.in_(states), events.c.received_at < cutoff).limit(batch))]
+            if not ids:
+                return total
+            conn.execute(delete(attempts).where(attempts.c.event_id.in_(ids)))
+            conn.execute(delete(dead_letters).where(dead_letters.c.event_id.in_(ids)))
+            conn.execute(delete(events).where(events.c.id.in_(ids)))
+        total += len(ids)
+
+
+def prune(engine: Engine, *, processed_days: float, dead_letter_days: float,
+          batch: int = 1000) -> dict[str, int]:
+    """Dead letters go after `dead_letter_days` (their events stay, purged, for deduplication);
+    processed and purged events after `processed_days` (never under the 7-day retry horizon)."""
+    with engine.begin() as conn:
+        purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days))
+    days = max(processed_days, MIN_PROCESSED_DAYS)
+    pruned = {"dead_letters": purged,
+              "events": _prune_events(engine, (DONE, PURGED), timedelta(days=days), batch)}
+    log.info("retention.pruned", **pruned)
+    return pruned
