@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 
 from events import dlq, tokens
-from events.db import events, source_flags, utcnow
+from events.db import event_dict, events, source_flags, utcnow
 from events.sources import Source
 from workers.app import publish
 
@@ -156,8 +156,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
             row = conn.execute(select(events).where(events.c.id == event_id)).first()
         if row is None:
             raise ApiError(404, "not_found", f"no event {event_id}")
-        data = {k: v for k, v in dlq.as_dict(row).items() if k not in ("body", "lease_token")}
-        return {**data, "body": row.body.decode("utf-8", "replace")}
+        return event_dict(row)
 
     @api.get("/sources")
     def list_sources(who: Reader) -> list[dict[str, Any]]:

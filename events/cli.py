@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import orjson
@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from connectors import registry
 from connectors.base import Signer
 from events.cli_ops import dlq_cli, tokens_cli
-from events.db import events, make_engine
+from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
@@ -232,16 +232,6 @@ def send(
         raise typer.Exit(1)
 
 
-def _event_dict(row: Any, full: bool = False) -> dict[str, Any]:
-    data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()
-            if k not in ("body", "headers", "payload", "lease_token")}
-    if full:
-        data["headers"] = row.headers
-        data["body"] = row.body.decode("utf-8", "replace")
-        data["payload"] = row.payload
-    return data
-
-
 @events_cli.command("list")
 def events_list(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
@@ -257,7 +247,7 @@ def events_list(
         stmt = stmt.where(events.c.state == state)
     stmt = stmt.order_by(events.c.received_at.desc(), events.c.id.desc()).limit(limit)
     with make_engine(get_settings().database_url).connect() as conn:
-        rows = [_event_dict(r) for r in conn.execute(stmt)]
+        rows = [row_dict(r, exclude=("lease_token",)) for r in conn.execute(stmt)]
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
         return
@@ -275,7 +265,7 @@ def events_show(event_id: str, as_json: JsonOpt = False) -> None:
     if row is None:
         console.print(f"[red]no event {event_id}[/]")
         raise typer.Exit(1)
-    data = _event_dict(row, full=True)
+    data = event_dict(row)
     if as_json:
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
     else:

@@ -159,6 +159,17 @@ source_flags = Table(
 )
 
 
+def row_dict(row: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A result row as JSON-ready data (plain str keys, ISO-8601 times)."""
+    return {str(k): (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in row._mapping.items() if k not in exclude}
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    """An events row for operators: the raw body as text, never the lease token."""
+    return {**row_dict(row, exclude=("body", "lease_token")), "body": row.body.decode("utf-8", "replace")}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -17,7 +17,18 @@ import orjson
 from sqlalchemy import Connection, Engine, Select, and_, delete, func, insert, or_, select, update
 
 from connectors import registry
-from events.db import ACCEPTED, DEAD, PURGED, attempts, audit_log, dead_letters, events, utcnow
+from events.db import (
+    ACCEPTED,
+    DEAD,
+    PURGED,
+    attempts,
+    audit_log,
+    dead_letters,
+    event_dict,
+    events,
+    row_dict,
+    utcnow,
+)
 from schemas.envelope import Envelope
 from schemas.errors import HookyardError, MalformedError
 
@@ -60,13 +71,9 @@ def _select(filters: Filters) -> Select[Any]:
                                                                   dead_letters.c.event_id)
 
 
-def as_dict(row: Any) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
-
-
 def find(conn: Connection, filters: Filters, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     rows = conn.execute(_select(filters).limit(limit).offset(offset))
-    return [{k: v for k, v in as_dict(r).items() if k != "traceback"} for r in rows]
+    return [row_dict(r, exclude=("traceback",)) for r in rows]
 
 
 def count(conn: Connection, filters: Filters) -> int:
@@ -80,10 +87,7 @@ def show(conn: Connection, event_id: str) -> dict[str, Any] | None:
     event = conn.execute(select(events).where(events.c.id == event_id)).one()
     tried = conn.execute(select(attempts).where(attempts.c.event_id == event_id)
                          .order_by(attempts.c.id))
-    return {**as_dict(letter),
-            "event": {**{k: v for k, v in as_dict(event).items() if k not in ("body", "lease_token")},
-                      "body": event.body.decode("utf-8", "replace")},
-            "attempt_log": [as_dict(a) for a in tried]}
+    return {**row_dict(letter), "event": event_dict(event), "attempt_log": [row_dict(a) for a in tried]}
 
 
 def plan(conn: Connection, filters: Filters | None = None, ids: Sequence[str] = ()) -> list[tuple[str, str]]:

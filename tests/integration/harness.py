@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors import registry
@@ -96,12 +97,13 @@ class Stack:
         })
         return env
 
-    def write_config(self, sources: dict[str, str]) -> None:
-        """sources: name → connector; each gets the secret self.secrets[name]."""
+    def write_config(self, sources: dict[str, str], extra: dict[str, str] | None = None) -> None:
+        """sources: name → connector; each gets the secret self.secrets[name] and any `extra` TOML."""
         lines, secret_lines = [], []
         for name, connector in sources.items():
             var = f"SECRET_{name.upper().replace('-', '_')}"
-            lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n')
+            lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n'
+                         + (extra or {}).get(name, ""))
             secret_lines.append(f"{var}={self.secrets[name]}")
         (self.root / "hookyard.toml").write_text("\n".join(lines))
         (self.root / "secrets.env").write_text("\n".join(secret_lines) + "\n")
@@ -159,6 +161,13 @@ class Stack:
     def record_versions(self) -> list[int]:
         with self.engine.connect() as conn:
             return [v for (v,) in conn.execute(select(records.c.version))]
+
+    def cli(self, *args: str) -> Any:
+        """Run `hookyard … --json` against this stack; the parsed output."""
+        result = subprocess.run([*HOOKYARD, *args, "--json"], cwd=self.root, env=self.env(),
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        return orjson.loads(result.stdout)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.log.name}\n{p.log.read_text(errors='replace')[-12000:]}"
