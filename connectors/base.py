@@ -22,6 +22,10 @@ from schemas.records import Record
 
 Headers = Mapping[str, str]
 
+# Content types a connector accepts; one may set `content_types` to widen the JSON default.
+JSON = ("application/json",)
+JSON_OR_FORM = ("application/json", "application/x-www-form-urlencoded")
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -51,7 +55,7 @@ class SignedRequest:
 
 @runtime_checkable
 class Connector(Protocol):
-    """What every vendor connector provides."""
+    """What every vendor connector provides (optionally also `content_types`, default JSON)."""
 
     name: str
 

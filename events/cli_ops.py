@@ -149,7 +149,7 @@ def dlq_replay(ids: Annotated[list[str] | None, typer.Argument(help="Event ids (
     def progress(handled: int, total: int) -> None:
         done[0] = handled
         if not as_json:
-            console.print(f"  {handled}/{total}", end="\r")
+            console.print(f"  {handled}/{total}")
 
     try:
         replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=_actor(), rate_per_s=rate,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -79,7 +80,7 @@ events = Table(
     Column("last_error", Text),
     Column("headers", JSON, nullable=False),
     Column("body", LargeBinary, nullable=False),  # the raw request, byte-exact
-    Column("payload", JSON),  # the item, when the request was a batch; else parsed from body
+    Column("payload", JSON),  # what the connector carved out: the body, a batch item, a form field
     UniqueConstraint("source", "dedupe_key", name="uq_events_source_dedupe"),
     Index("ix_events_relay", "state", "relay_at"),
     Index("ix_events_received", "received_at"),
@@ -188,6 +189,10 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+JSON_CODEC: dict[str, Any] = {"json_serializer": lambda value: orjson.dumps(value).decode(),
+                              "json_deserializer": orjson.loads}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -205,7 +210,7 @@ def _ensure_sqlite_dir(url: str) -> None:
 def make_engine(url: str) -> Engine:
     url = sync_url(url)
     _ensure_sqlite_dir(url)
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, **JSON_CODEC)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -216,7 +221,7 @@ def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     _ensure_sqlite_dir(url)
     # No pre-ping on the hot path: a dead connection fails its transaction (→ 503, the vendor
     # retries) and the pool discards it.
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(JSON_CODEC)
     if not url.startswith("sqlite"):
         kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=5)
     engine = create_async_engine(url, **kwargs)

@@ -153,8 +153,7 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     letter = conn.execute(select(dead_letters).where(dead_letters.c.event_id == event_id)).first()
     if row is None or letter is None or letter.state != DEAD:
         raise EditRejected(f"{event_id} is not a dead letter waiting for replay")
-    original = row.payload if row.payload is not None else orjson.loads(row.body)
-    payload = original
+    original = payload = row.payload
     for path, value in sets:
         payload = set_path(payload, path, value)
     envelope = Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,

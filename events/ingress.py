@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from connectors import registry
-from connectors.base import Connector, Handshake, Parsed
+from connectors.base import JSON, Connector, Handshake, Parsed
 from events import metrics
 from events.db import ACCEPTED
 from events.ids import new_event_id
@@ -41,7 +41,10 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 PREFIX = "/webhooks/"
-JSON_TYPES = ("application/json",)
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 class ServiceUnavailable(Exception):
@@ -144,11 +147,10 @@ class Ingress:
         limit = self.settings.ingress.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             raise TooLargeError(f"body of {length} bytes exceeds {limit} bytes")
-        allowed = getattr(connector, "content_types", JSON_TYPES)
-        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if content_type not in allowed:
+        allowed = getattr(connector, "content_types", JSON)
+        if media_type(headers) not in allowed:
             raise UnsupportedMediaError(
-                f"content type {content_type or 'missing'!r}; expected {' or '.join(allowed)}")
+                f"content type {media_type(headers) or 'missing'!r}; expected {' or '.join(allowed)}")
 
     def _handshake(self, scope: Scope, connector: Connector,
                    source: Source) -> tuple[int, Any, dict[str, str]]:
@@ -164,13 +166,12 @@ class Ingress:
             return [], 0
         received = datetime.fromtimestamp(now, UTC)
         relay_at = received + timedelta(seconds=self.settings.relay.grace_s)
-        batch = len(parsed.deliveries) > 1
         rows = [{
             "id": new_event_id(now), "source": source.name, "vendor": source.connector,
             "type": d.type, "dedupe_key": d.dedupe_key, "state": ACCEPTED, "attempts": 0,
             "received_at": received, "occurred_at": d.occurred_at, "available_at": received,
             "relay_at": relay_at, "relayed": 0, "headers": headers, "body": body,
-            "payload": d.payload if batch else None,
+            "payload": d.payload,
         } for d in parsed.deliveries]
         try:
             inserted = await self.inbox.add(rows)

@@ -20,7 +20,6 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-import orjson
 import structlog
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
@@ -107,10 +106,9 @@ def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
 
 
 def envelope_of(row: Any) -> Envelope:
-    payload = row.payload if row.payload is not None else orjson.loads(row.body)
     return Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,
                     dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
-                    received_at=row.received_at, headers=row.headers, payload=payload)
+                    received_at=row.received_at, headers=row.headers, payload=row.payload)
 
 
 def upsert_records(conn: Connection, vendor: str, event_id: str, items: Sequence[Record]) -> None:

@@ -1,5 +1,6 @@
 """GitHub: hex HMAC-SHA256 of the raw body in X-Hub-Signature-256, no signed timestamp."""
 
+from connectors.base import JSON_OR_FORM
 from connectors.github.normalize import normalize, parse
 from connectors.github.sample import sample, sign
 from connectors.github.verify import verify
@@ -7,6 +8,7 @@ from connectors.github.verify import verify
 
 class GitHubConnector:
     name = "github"
+    content_types = JSON_OR_FORM
     timestamped = False
     verify = staticmethod(verify)
     parse = staticmethod(parse)

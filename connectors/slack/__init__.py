@@ -1,5 +1,6 @@
 """Slack: hex HMAC-SHA256 of "v0:{ts}:{body}", X-Slack-Request-Timestamp within ±tolerance."""
 
+from connectors.base import JSON_OR_FORM
 from connectors.slack.normalize import normalize, parse
 from connectors.slack.sample import sample, sign
 from connectors.slack.verify import verify
@@ -7,6 +8,7 @@ from connectors.slack.verify import verify
 
 class SlackConnector:
     name = "slack"
+    content_types = JSON_OR_FORM
     timestamped = True
     verify = staticmethod(verify)
     parse = staticmethod(parse)

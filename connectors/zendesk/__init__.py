@@ -1,5 +1,6 @@
 """Zendesk: base64 HMAC-SHA256 of TIMESTAMP+BODY, ISO-8601 timestamp within ±tolerance."""
 
+from connectors.base import JSON_OR_FORM
 from connectors.zendesk.normalize import normalize, parse
 from connectors.zendesk.sample import sample, sign
 from connectors.zendesk.verify import verify
@@ -7,6 +8,7 @@ from connectors.zendesk.verify import verify
 
 class ZendeskConnector:
     name = "zendesk"
+    content_types = JSON_OR_FORM
     timestamped = True
     verify = staticmethod(verify)
     parse = staticmethod(parse)

@@ -85,7 +85,7 @@ def dead_event(engine: Engine) -> str:
         conn.execute(insert(events).values(
             id=event_id, source="payments", vendor="stripe", type="payment.succeeded", dedupe_key="evt_1",
             state=ACCEPTED, attempts=0, received_at=now, available_at=now, relay_at=now, relayed=0,
-            headers={}, body=orjson.dumps(payload)))
+            headers={}, body=orjson.dumps(payload), payload=payload))
     ctx = processing.Context(sources={}, lease_s=30)
     assert processing.process(engine, event_id, ctx) == processing.Outcome.DEAD
     return event_id

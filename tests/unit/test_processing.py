@@ -43,13 +43,16 @@ def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
     row = {"id": new_event_id(now.timestamp()), "source": "shop", "vendor": "shopify",
            "type": "order.created", "dedupe_key": new_event_id(0), "state": ACCEPTED, "attempts": 0,
            "received_at": now, "available_at": now, "relay_at": now, "relayed": 0,
-           "headers": {}, "body": orjson.dumps(payload), **overrides}
+           "headers": {}, "body": orjson.dumps(payload), "payload": payload, **overrides}
     with engine.begin() as conn:
         conn.execute(insert(events).values(row))
     return row["id"]
 
 
 CTX = processing.Context(sources={}, lease_s=30)
+BAD_PAYMENT = {"id": "evt_1", "type": "payment_intent.succeeded",
+               "data": {"object": {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
+                                   "amount_received": 500, "currency": "dollars"}}}
 ORDER = {"id": 1, "currency": "EUR", "total_price": "10.00", "updated_at": "2026-01-01T00:00:00Z",
          "customer": {"id": 7, "email": "a@example.com", "updated_at": "2026-01-01T00:00:00Z"}}
 
@@ -107,17 +110,17 @@ def test_an_older_update_never_overwrites_a_newer_record(engine: Engine) -> None
 
 
 def test_a_permanent_failure_becomes_a_dead_letter_at_once(engine: Engine) -> None:
-    """A body that can never be normalized is not retried: it is a dead letter with its traceback."""
-    event_id = add_event(engine, ORDER, body=b"{not json")
+    """A payment no schema accepts is not retried: it is a dead letter with its traceback."""
+    event_id = add_event(engine, BAD_PAYMENT, vendor="stripe", type="payment.succeeded")
     assert processing.process(engine, event_id, CTX) == Outcome.DEAD
     assert event_row(engine, event_id).state == "dead"
     with engine.connect() as conn:
         letter = conn.execute(select(dead_letters)).one()
         tried = conn.execute(select(attempts)).one()
-    assert (letter.event_id, letter.error_class, letter.attempts) == (event_id, "JSONDecodeError", 1)
+    assert (letter.event_id, letter.error_class, letter.attempts) == (event_id, "InvalidPayload", 1)
     assert letter.task == "hookyard.events.process" and letter.args == [event_id]
     assert "Traceback" in letter.traceback
-    assert (tried.outcome, tried.error_class, tried.number) == ("dead", "JSONDecodeError", 1)
+    assert (tried.outcome, tried.error_class, tried.number) == ("dead", "InvalidPayload", 1)
 
 
 def test_relay_selects_only_unfinished_due_events(engine: Engine) -> None:
