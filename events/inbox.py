@@ -45,6 +45,11 @@ class Inbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def pending(self) -> int:
+        """Requests waiting for a transaction: the ingress sheds load when this grows too long."""
+        return self._queue.qsize()
+
     async def add(self, rows: list[dict[str, Any]]) -> set[str]:
         """Store rows; return the ids of those that were new (the rest were duplicates)."""
         done: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()

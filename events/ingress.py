@@ -51,6 +51,13 @@ class ServiceUnavailable(Exception):
     """The inbox could not commit: answer 503 with Retry-After, the vendor will retry."""
 
 
+class Overloaded(IngressError):
+    """Too many requests wait for the inbox: shed this one, the vendor will retry."""
+
+    status = 429
+    code = "overloaded"
+
+
 async def respond(send: Send, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
     payload = body if isinstance(body, bytes) else orjson.dumps(body)
     content_type = b"text/plain; charset=utf-8" if isinstance(body, bytes) else b"application/json"
@@ -102,6 +109,8 @@ class Ingress:
             if scope["method"] == "GET" and isinstance(exc, VerificationError):
                 status = 403  # a refused handshake: the vendor asked, we decline
             body, extra = {"error": exc.code, "detail": exc.detail}, {}
+            if isinstance(exc, Overloaded):
+                extra["retry-after"] = str(self.settings.ingress.retry_after_s)
             log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
         except ServiceUnavailable as exc:
             status, reason = 503, "cannot_persist"
@@ -127,6 +136,8 @@ class Ingress:
         if scope["method"] != "POST":
             raise MalformedError(f"method {scope['method']} is not accepted here; use POST",
                                  code="method_not_allowed")
+        if self.inbox.pending >= self.settings.ingress.max_pending:
+            raise Overloaded(f"{self.inbox.pending} requests are waiting to be stored; retry later")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self._check_content(headers, connector)
         body = await read_body(receive, self.settings.ingress.max_body_bytes)

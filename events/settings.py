@@ -20,6 +20,7 @@ class IngressSettings(BaseModel):
     retry_after_s: int = 5  # told to vendors when we cannot persist (503)
     batch_max: int = 500  # rows per inbox transaction (group commit)
     writers: int = 2  # inbox transactions in flight at once
+    max_pending: int = 20_000  # requests waiting for the inbox beyond this are shed with 429
 
 
 class WorkerSettings(BaseModel):

@@ -172,3 +172,16 @@ def test_unknown_source_is_404(tmp_path: Path) -> None:
 
     resp = run_ingress(tmp_path, scenario)
     assert (resp.status_code, resp.json()["error"]) == (404, "unknown_source")
+
+
+def test_sheds_load_with_429_and_retry_after(tmp_path: Path) -> None:
+    """Past max_pending waiting requests the ingress answers 429 + Retry-After before reading the body."""
+    req = sample()
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+
+    resp = run_ingress(tmp_path, scenario, max_pending=0)
+    assert (resp.status_code, resp.json()["error"]) == (429, "overloaded")
+    assert int(resp.headers["retry-after"]) > 0
+    assert stored(tmp_path) == 0
