@@ -27,22 +27,9 @@ class ApiError(HTTPException):
         self.code = code
 
 
-class Where(BaseModel):
-    source: str | None = None
-    vendor: str | None = None
-    task: str | None = None
-    error_class: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    text: str | None = None
-
-    def filters(self, state: str | None = "dead") -> dlq.Filters:
-        return dlq.Filters(**self.model_dump(), state=state)
-
-
 class ReplayRequest(BaseModel):
     ids: list[str] = Field(default_factory=list, max_length=10_000)
-    where: Where | None = None
+    where: dlq.Filters | None = Field(default=None, description="state is always dead here")
     dry_run: bool = False
     rate_per_s: float | None = Field(default=None, gt=0)
 
@@ -52,7 +39,7 @@ class EditRequest(BaseModel):
 
 
 class PurgeRequest(BaseModel):
-    where: Where = Where()
+    where: dlq.Filters = dlq.Filters(state=None)
     older_than: str | None = Field(default=None, description="e.g. 30d, 12h")
 
 
@@ -103,8 +90,8 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
                           text: str | None = None, state: str = "dead",
                           limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                           offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-        filters = Where(source=source, vendor=vendor, task=task, error_class=error_class, since=since,
-                        until=until, text=text).filters(None if state == "all" else state)
+        filters = dlq.Filters(source=source, vendor=vendor, task=task, error_class=error_class, since=since,
+                              until=until, text=text, state=None if state == "all" else state)
         with engine.connect() as conn:
             return {"total": dlq.count(conn, filters), "items": dlq.find(conn, filters, limit, offset)}
 
@@ -131,7 +118,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
         if not body.ids and body.where is None:
             raise ApiError(400, "nothing_selected", "give ids or where")
         with engine.connect() as conn:
-            targets = dlq.plan(conn, body.where.filters() if body.where else None, body.ids)
+            targets = dlq.plan(conn, body.where, body.ids)
         if body.dry_run:
             return {"planned": len(targets), "event_ids": [e for e, _ in targets[:1000]]}
         replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=f"api:{who.name}",
@@ -145,7 +132,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
         except Exception as exc:
             raise ApiError(400, "invalid_duration", str(exc)) from None
         with engine.begin() as conn:
-            purged = dlq.purge(conn, body.where.filters(state=None), age)
+            purged = dlq.purge(conn, body.where, age)
             dlq.audit(conn, f"api:{who.name}", "dlq.purge", None,
                       {"purged": purged, "older_than": body.older_than})
         return {"purged": purged}

@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, Select, and_, delete, func, insert, or_, select, update
 
 from connectors import registry
@@ -35,8 +35,11 @@ from schemas.errors import HookyardError, MalformedError
 REPLAYED = "replayed"
 
 
-@dataclass(frozen=True)
-class Filters:
+class Filters(BaseModel):
+    """Which dead letters: the same filters for the CLI, the API and retention."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     source: str | None = None
     vendor: str | None = None
     task: str | None = None

@@ -5,16 +5,6 @@ from connectors.github.normalize import normalize, parse
 from connectors.github.sample import sample, sign
 from connectors.github.verify import verify
 
-
-class GitHubConnector:
-    name = "github"
-    content_types = JSON_OR_FORM
-    timestamped = False
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-
-
-connector = GitHubConnector()
+name = "github"
+content_types = JSON_OR_FORM
+timestamped = False

@@ -4,15 +4,5 @@ from connectors.klaviyo.normalize import normalize, parse
 from connectors.klaviyo.sample import sample, sign
 from connectors.klaviyo.verify import verify
 
-
-class KlaviyoConnector:
-    name = "klaviyo"
-    timestamped = True
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-
-
-connector = KlaviyoConnector()
+name = "klaviyo"
+timestamped = True

@@ -4,16 +4,5 @@ from connectors.meta.normalize import normalize, parse
 from connectors.meta.sample import sample, sign
 from connectors.meta.verify import handshake, verify
 
-
-class MetaConnector:
-    name = "meta"
-    timestamped = False
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-    handshake = staticmethod(handshake)
-
-
-connector = MetaConnector()
+name = "meta"
+timestamped = False

@@ -4,15 +4,5 @@ from connectors.shopify.normalize import normalize, parse
 from connectors.shopify.sample import sample, sign
 from connectors.shopify.verify import verify
 
-
-class ShopifyConnector:
-    name = "shopify"
-    timestamped = False
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-
-
-connector = ShopifyConnector()
+name = "shopify"
+timestamped = False

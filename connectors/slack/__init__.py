@@ -5,16 +5,6 @@ from connectors.slack.normalize import normalize, parse
 from connectors.slack.sample import sample, sign
 from connectors.slack.verify import verify
 
-
-class SlackConnector:
-    name = "slack"
-    content_types = JSON_OR_FORM
-    timestamped = True
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-
-
-connector = SlackConnector()
+name = "slack"
+content_types = JSON_OR_FORM
+timestamped = True

@@ -5,16 +5,6 @@ from connectors.zendesk.normalize import normalize, parse
 from connectors.zendesk.sample import sample, sign
 from connectors.zendesk.verify import verify
 
-
-class ZendeskConnector:
-    name = "zendesk"
-    content_types = JSON_OR_FORM
-    timestamped = True
-    verify = staticmethod(verify)
-    parse = staticmethod(parse)
-    normalize = staticmethod(normalize)
-    sample = staticmethod(sample)
-    sign = staticmethod(sign)
-
-
-connector = ZendeskConnector()
+name = "zendesk"
+content_types = JSON_OR_FORM
+timestamped = True

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from connectors.chatwoot import connector
+import connectors.chatwoot as connector
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
 from schemas.records import Conversation, Customer, Message

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+import connectors.generic_hmac as connector
 from connectors.base import SignedRequest
-from connectors.generic_hmac import connector
 from schemas.errors import ConfigError, MalformedError, VerificationError
 from tests.helpers import NOW, to_unix, vectors, verify
 

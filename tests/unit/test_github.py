@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from connectors.github import connector
+import connectors.github as connector
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError, VerificationError
 from schemas.records import Message, Ticket

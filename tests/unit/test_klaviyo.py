@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from connectors.klaviyo import connector
+import connectors.klaviyo as connector
 from connectors.klaviyo.sample import WEBHOOK_ID
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError, VerificationError

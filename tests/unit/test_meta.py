@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+import connectors.meta as connector
 from connectors.base import Handshake, SignedRequest
-from connectors.meta import connector
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError, VerificationError
 from schemas.records import Customer, Message

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+import connectors.slack as connector
 from connectors.base import SignedRequest
-from connectors.slack import connector
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError, VerificationError
 from schemas.records import Message

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import connectors.standard_webhooks as connector
 from connectors.base import SignedRequest
-from connectors.standard_webhooks import connector
 from schemas.errors import ConfigError, VerificationError
 from tests.helpers import parse, verify, with_headers
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
+import connectors.stripe as connector
 from connectors.base import SignedRequest
-from connectors.stripe import connector
 from connectors.stripe.normalize import minor_units
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError, VerificationError

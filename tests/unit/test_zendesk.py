@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+import connectors.zendesk as connector
 from connectors._hmac import b64_digest
 from connectors.base import SignedRequest
-from connectors.zendesk import connector
 from schemas.envelope import Envelope
 from schemas.errors import ConfigError, VerificationError
 from schemas.records import Message, Ticket
