@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connectors._hmac import lower_headers, tolerance_s
 from connectors.base import Connector, Parsed, SignedRequest, Signer
+from connectors.signing import lower_headers, tolerance_s
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, VerificationError
 from schemas.records import Record

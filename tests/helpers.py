@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors import registry
-from connectors._hmac import lower_headers
 from connectors.base import Connector, SignedRequest
+from connectors.signing import lower_headers
 
 NOW = 1_700_000_000
 VECTORS = Path(__file__).parent / "vectors" / "webhook-signatures.json"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import body_hash, load_json, obj, parse_time, resolve, text
 from connectors.base import Delivery, Parsed
+from connectors.payloads import body_hash, load_json, obj, parse_time, resolve, text
 from schemas.envelope import Envelope
 from schemas.errors import ConfigError, MalformedError
 from schemas.records import Record

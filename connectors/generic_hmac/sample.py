@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from connectors._payload import pointer_tokens
 from connectors.base import SignedRequest
 from connectors.generic_hmac.verify import scheme
+from connectors.payloads import pointer_tokens
 
 
 def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import Scheme
+from connectors.signing import Scheme
 from schemas.errors import ConfigError
 
 FIELDS = ("algorithm", "encoding", "prefix", "template", "timestamp_format")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import is_form, items, load_form, load_object, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
+from connectors.payloads import is_form, items, load_form, load_object, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
 from schemas.records import Message, Record, Ticket

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import Scheme
+from connectors.signing import Scheme
 
 SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")
 

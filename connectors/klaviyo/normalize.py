@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import items, json_hash, load_object, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
+from connectors.payloads import items, json_hash, load_object, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
 from schemas.records import MarketingEvent, Profile, Record

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import Scheme
+from connectors.signing import Scheme
 
 SCHEME = Scheme(signature_header="klaviyo-signature", template="{body}{timestamp}",
                 timestamp_header="klaviyo-timestamp", timestamp_format="http-date")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import items, json_hash, load_object, obj, parse_epoch, text, validated
 from connectors.base import Delivery, Parsed
+from connectors.payloads import items, json_hash, load_object, obj, parse_epoch, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
 from schemas.records import Customer, Message, Record

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import Scheme
+from connectors.signing import Scheme
 from schemas.errors import VerificationError
 
 SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")

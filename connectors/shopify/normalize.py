@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import (
+from connectors.base import Delivery, Parsed
+from connectors.payloads import (
     body_hash,
     decimal_or_none,
     items,
@@ -16,7 +17,6 @@ from connectors._payload import (
     text,
     validated,
 )
-from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.records import Customer, Order, Record, Refund
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from connectors._hmac import b64_digest
 from connectors.base import SignedRequest
+from connectors.signing import b64_digest
 
 
 def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import any_match, b64_digest, usable_secrets
+from connectors.signing import any_match, b64_digest, usable_secrets
 from schemas.errors import VerificationError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import Scheme
+from connectors.signing import Scheme
 
 SCHEME = Scheme(signature_header="x-slack-signature", prefix="v0=", template="v0:{timestamp}:{body}",
                 timestamp_header="x-slack-request-timestamp")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import load_json, obj, parse_time, text
 from connectors.base import Delivery, Parsed
+from connectors.payloads import load_json, obj, parse_time, text
 from connectors.standard_webhooks.verify import headers_of
 from schemas.envelope import Envelope
 from schemas.records import Record

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from connectors._hmac import b64_digest, lower_headers
 from connectors.base import SignedRequest
+from connectors.signing import b64_digest, lower_headers
 from connectors.standard_webhooks.verify import key, signed_content
 
 

@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import (
+from connectors.signing import (
     b64_digest,
     check_window,
     header,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import load_object, money, obj, parse_time, text, validated
 from connectors.base import Delivery, Parsed
+from connectors.payloads import load_object, money, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, MalformedError
 from schemas.records import Customer, Money, Order, Payment, Record, Refund

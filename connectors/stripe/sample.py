@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from connectors._hmac import hex_digest
 from connectors.base import SignedRequest
+from connectors.signing import hex_digest
 from connectors.stripe.verify import signed_payload
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import (
+from connectors.signing import (
     check_window,
     header,
     hex_digest,

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors._payload import (
+from connectors.base import Delivery, Parsed
+from connectors.payloads import (
     body_hash,
     is_form,
     items,
@@ -19,7 +20,6 @@ from connectors._payload import (
     text,
     validated,
 )
-from connectors.base import Delivery, Parsed
 from schemas.envelope import Envelope
 from schemas.records import Message, Record, Ticket
 

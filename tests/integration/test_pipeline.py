@@ -71,7 +71,7 @@ def test_refusals_have_status_codes_and_reasons(pg_stack: Stack) -> None:
     assert httpx.post(f"{pg_stack.url}/webhooks/shop", content=req.body, headers=plain).status_code == 415
     big = httpx.post(f"{pg_stack.url}/webhooks/shop", content=b"{" + b" " * 3000 + b"}", headers=req.headers)
     assert (big.status_code, big.json()["error"]) == (413, "too_large")
-    from connectors._hmac import b64_digest
+    from connectors.signing import b64_digest
 
     garbage = b"not json"
     headers = dict(req.headers, **{"X-Shopify-Hmac-Sha256": b64_digest(pg_stack.secrets["shop"].encode(),

@@ -120,7 +120,7 @@ class _UnboundTimestamp(_Careless):
         self._inner = registry.get("github")
 
     def verify(self, body, headers, secrets, now, options) -> None:
-        from connectors._hmac import check_window, header, parse_unix
+        from connectors.signing import check_window, header, parse_unix
 
         self._inner.verify(body, headers, secrets, now, options)
         check_window(parse_unix(header(headers, "x-timestamp")), now, 300)

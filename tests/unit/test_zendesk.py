@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 import connectors.zendesk as connector
-from connectors._hmac import b64_digest
 from connectors.base import SignedRequest
+from connectors.signing import b64_digest
 from schemas.envelope import Envelope
 from schemas.errors import ConfigError, VerificationError
 from schemas.records import Message, Ticket

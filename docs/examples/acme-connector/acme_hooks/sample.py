@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from acme_hooks.verify import PREFIX, SIGNATURE, TIMESTAMP, message
-from connectors._hmac import hex_digest
 from connectors.base import SignedRequest
+from connectors.signing import hex_digest
 
 
 def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._hmac import (
+from connectors.signing import (
     any_match,
     check_window,
     header,
