@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,19 +14,9 @@ from starlette.routing import Mount
 
 from events import tokens
 from events.api import create_api
-from events.db import ACCEPTED, audit_log, events, make_engine, utcnow
+from events.db import ACCEPTED, audit_log, events, utcnow
 from events.ids import new_event_id
-from events.migrate import upgrade
 from workers import processing
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path}/api.db"
-    upgrade(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
 
 
 class Client:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from events.db import (
@@ -16,26 +14,15 @@ from events.db import (
     attempts,
     dead_letters,
     events,
-    make_engine,
     records,
     source_flags,
     utcnow,
 )
 from events.ids import new_event_id
-from events.migrate import upgrade
 from events.sources import Forward, Retry, Source
 from schemas.records import Customer
 from workers import processing
 from workers.processing import Outcome
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    url = f"sqlite:///{tmp_path}/p.db"
-    upgrade(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
 
 
 def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, insert, select
 
-from events.db import dead_letters, events, make_engine, utcnow
+from events.db import dead_letters, events, utcnow
 from events.ids import new_event_id
-from events.migrate import upgrade
 from workers.retention import prune
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path}/r.db"
-    upgrade(url)
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
 
 
 def add(engine: Engine, state: str, age_days: float, dead: bool = False) -> str:
