@@ -1,0 +1,116 @@
+"""`python -m bench --profile`: py-spy samples the ingress at saturation and the worker draining a
+backlog; writes collapsed stacks (load them into speedscope.app or flamegraph.pl) and a top-N
+summary to bench/results/profile/.
+
+py-spy attaches with ptrace (root, or CAP_SYS_PTRACE). Sampling costs the target a little CPU,
+so the throughput printed during a profile run is not a number to quote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import phases
+from bench.procs import wait_for
+from bench.stack import HOOKYARD_DB, Stack
+
+
+def pyspy() -> str:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        raise SystemExit("py-spy is not installed: pip install py-spy")
+    return exe
+
+
+def record(pid: int, seconds: float, out: Path, subprocesses: bool = False) -> subprocess.Popen[bytes]:
+    args = [pyspy(), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+            "--format", "raw", "--output", str(out), "--nonblocking"]
+    if subprocesses:
+        args.append("--subprocesses")
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Self time (leaf frame) and inclusive time per function, as shares of all samples."""
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_short(f) for f in stack.split(";")]
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
+        leaf[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    pct = (lambda c: [(f, round(100 * n / total, 1)) for f, n in c.most_common(top)]) if total else list
+    return {"samples": total, "self": pct(leaf), "inclusive": pct(inclusive)}
+
+
+def _short(frame: str) -> str:
+    """`func (path/to/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py)`."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "wt-bench/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})" if path else name
+
+
+def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir: Path,
+        log: Any) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    # ingress at saturation
+    stack.reset_data()
+    web, port = stack.start_hookyard_web()
+    try:
+        raw = out_dir / "ingress.txt"
+        spy = record(web.pid, seconds, raw)
+        load = phases.load(stack, port, {"mode": "closed", "connections": 64, "warmup_s": 0.5,
+                                         "duration_s": seconds, "pool": int(seconds * 3000)}, {"server": web})
+        spy.wait(timeout=60)
+        result["ingress"] = {"load": {k: load[k] for k in ("ok_per_s", "p50_ms", "p99_ms")},
+                             **summarize(raw)}
+        log(f"  profiled ingress: {load['ok_per_s']:.0f} ok/s under py-spy → {raw}")
+    finally:
+        stack.stop(web)
+    # worker draining a backlog
+    from workers.app import publish
+
+    stack.reset_data()
+    ids = phases.preload_inbox(stack, events)
+    publish((i, "shopify") for i in ids)
+    worker = stack.start_hookyard_worker(concurrency)
+    try:
+        wait_for(lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < events, timeout=60,
+                 what="the worker to start")
+        raw = out_dir / "worker.txt"
+        spy = record(worker.pid, seconds, raw, subprocesses=True)
+        spy.wait(timeout=60)
+        done = stack.count_done()
+        result["worker"] = {"done_during_profile": done, **summarize(raw)}
+        log(f"  profiled worker: {done} events done → {raw}")
+    finally:
+        stack.stop(worker)
+    return result
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    for name, data in result.items():
+        print(f"\nPROFILE {name}: {data.get('samples')} samples")
+        print("  self time (leaf frames):")
+        for frame, pct in data.get("self", [])[:15]:
+            print(f"    {pct:5.1f}%  {frame}")
+        print("  inclusive time:")
+        for frame, pct in data.get("inclusive", [])[:25]:
+            print(f"    {pct:5.1f}%  {frame}")
