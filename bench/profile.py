@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from bench import phases
 from bench.procs import wait_for
 from bench.stack import HOOKYARD_DB, Stack
@@ -85,11 +87,14 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
     finally:
         stack.stop(web)
     # worker draining a backlog
-    from workers.app import publish
+    from workers.app import app
+    from workers.constants import PROCESS_TASK
 
     stack.reset_data()
     ids = phases.preload_inbox(stack, events)
-    publish((i, "shopify") for i in ids)
+    client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
+    phases.fast_publish(app, PROCESS_TASK, phases.HOOKYARD_QUEUE, ids, client)
+    client.close()
     worker = stack.start_hookyard_worker(concurrency)
     try:
         wait_for(lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < events, timeout=60,

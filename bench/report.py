@@ -98,11 +98,12 @@ def table(results: dict[str, Any]) -> str:
     if wk:
         add("")
         add(f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
-            "prefetch 1, acks_late, cold start")
-        add(f"  hookyard process_event: {wk['hookyard']['per_s']:,.0f} events/s "
-            f"({wk['hookyard']['seconds']} s; cores {_cores(wk['hookyard'])})")
-        add(f"  bare Celery no-op:      {wk['noop']['per_s']:,.0f} tasks/s "
-            f"({wk['noop']['seconds']} s; cores {_cores(wk['noop'])})")
+            f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s")
+        for label, key, unit in (("hookyard process_event", "hookyard", "events"),
+                                 ("bare Celery no-op", "noop", "tasks")):
+            w = wk[key]
+            add(f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
+                f"cores {_cores(w)})")
         add(f"  ratio: {wk['ratio'] * 100:.0f}%")
     e2e = results.get("e2e", {})
     if e2e.get("e2e"):
@@ -110,6 +111,9 @@ def table(results: dict[str, Any]) -> str:
         lat = e["latency"]
         add("")
         add(f"END TO END  {e['offered_per_s']}/s offered for {e['seconds']} s, ingress + worker together")
+        if lat.get("unfinished"):
+            add(f"  {lat['unfinished']:,} events were still unfinished {e['drain_after_load_s']} s after the "
+                "load; they count with their age so far (so these are lower bounds)")
         add(f"  received_at → processed_at over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
             f"p99 {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms, max {lat['max_ms']} ms")
         add(f"  HTTP: {_cell(e['http'])}; cores {_cores(e['http'])}")

@@ -30,8 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="connections at saturation")
     p.add_argument("--events", type=int, default=20000, help="events preloaded for the worker phase")
     p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--worker-window-s", type=float, default=15.0,
+                   help="measure worker throughput over at most this long")
     p.add_argument("--e2e-rate", type=int, default=500)
     p.add_argument("--e2e-s", type=float, default=20.0)
+    p.add_argument("--e2e-drain-s", type=float, default=60.0,
+                   help="after the e2e load, wait at most this long for the backlog")
     p.add_argument("--storm", type=int, default=1000, help="distinct deliveries in the redelivery storm")
     p.add_argument("--profile", action="store_true",
                    help="instead of the benchmark: py-spy profiles of the ingress and the worker")
@@ -39,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.saturation_s, args.rate_s, args.events, args.e2e_s, args.storm = 3.0, 3.0, 2000, 5.0, 200
+        args.worker_window_s, args.e2e_drain_s = 5.0, 20.0
     return args
 
 
@@ -122,12 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         if "workers" in only:
             log(f"workers: {args.events} events, concurrency {args.concurrency}")
             results["workers"] = phases.workers(stack, count=args.events, concurrency=args.concurrency,
-                                                log=log)
+                                                window_s=args.worker_window_s, log=log)
         if "e2e" in only:
             log(f"end to end: {args.e2e_rate}/s for {args.e2e_s} s, then a redelivery storm")
             results["e2e"] = phases.end_to_end(stack, rate=args.e2e_rate, seconds=args.e2e_s,
                                                concurrency=args.concurrency, storm_deliveries=args.storm,
-                                               storm_copies=5, log=log)
+                                               storm_copies=5, drain_s=args.e2e_drain_s, log=log)
     finally:
         sampler.stop()
         stack.close()
