@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--saturation-s", type=float, default=10.0, help="measured seconds at saturation")
     p.add_argument("--rate-s", type=float, default=8.0, help="seconds per fixed offered rate")
     p.add_argument("--rates", default="500,2000,5000", help="offered rates (req/s)")
+    p.add_argument("--sides", default="hookyard,baseline", help="which ingresses to measure")
     p.add_argument("--connections", type=int, default=64, help="connections at saturation")
     p.add_argument("--events", type=int, default=20000, help="events preloaded for the worker phase")
     p.add_argument("--concurrency", type=int, default=2, help="worker processes")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         if "ingress" in only:
             rates = [int(r) for r in args.rates.split(",") if r]
             results["ingress"] = {}
-            for which in ("hookyard", "baseline"):
+            for which in [s for s in ("hookyard", "baseline") if s in args.sides.split(",")]:
                 log(f"ingress: {which}")
                 results["ingress"][which] = phases.ingress(
                     stack, which, saturation_s=args.saturation_s, rate_s=args.rate_s, rates=rates,
