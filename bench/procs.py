@@ -74,13 +74,13 @@ def spawn(role: str, argv: list[str], env: dict[str, str], cwd: Path, log_dir: P
     return Proc(role, popen, log)
 
 
-def _cpu(procs: Iterable[psutil.Process]) -> float:
-    total = 0.0
+def _cpu(procs: Iterable[psutil.Process]) -> dict[int, float]:
+    out = {}
     for p in procs:
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            total += t.user + t.system
-    return total
+            out[p.pid] = t.user + t.system
+    return out
 
 
 def service_procs(names: tuple[str, ...] = ("postgres", "redis-server")) -> dict[str, list[psutil.Process]]:
@@ -144,20 +144,20 @@ class Sampler:
 
 
 class CpuMeter:
-    """CPU seconds used during a phase by our roles, PostgreSQL, Redis and everything else."""
+    """CPU seconds used during a phase by our roles, PostgreSQL, Redis and everything else.
+
+    Per process: a process that exits mid-phase loses its share (an undercount, never negative);
+    one that starts mid-phase (a new PostgreSQL backend) counts from zero."""
 
     def __init__(self, roles: dict[str, Proc | list[psutil.Process]]) -> None:
         self.roles = roles
-        self.services = service_procs()
 
-    def _snapshot(self) -> dict[str, float]:
-        snap = {}
-        for role, proc in self.roles.items():
-            snap[role] = _cpu(proc.tree() if isinstance(proc, Proc) else proc)
-        for name, procs in self.services.items():
-            snap[name] = _cpu(procs)
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        snap = {role: _cpu(proc.tree() if isinstance(proc, Proc) else proc)
+                for role, proc in self.roles.items()}
+        snap.update({name: _cpu(procs) for name, procs in service_procs().items()})
         t = psutil.cpu_times()
-        snap["_machine"] = t.user + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + t.nice
+        snap["_machine"] = {0: t.user + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + t.nice}
         return snap
 
     def __enter__(self) -> CpuMeter:
@@ -168,8 +168,8 @@ class CpuMeter:
     def __exit__(self, *exc: object) -> None:
         after = self._snapshot()
         self.wall_s = time.perf_counter() - self.t0
-        used = {k: after[k] - self.before[k] for k in after}
+        used = {k: sum(max(0.0, v - self.before.get(k, {}).get(pid, 0.0)) for pid, v in pids.items())
+                for k, pids in after.items()}
         machine = used.pop("_machine")
-        ours = sum(used.values())
-        used["other (not this benchmark)"] = max(0.0, machine - ours)
+        used["other (not this benchmark)"] = max(0.0, machine - sum(used.values()))
         self.cores = {k: round(v / self.wall_s, 2) for k, v in used.items()}
