@@ -37,10 +37,16 @@ def record(pid: int, seconds: float, out: Path, subprocesses: bool = False) -> s
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+PROJECT = ("events/", "workers/", "connectors/", "schemas/")
+PLUMBING = ("events/cli.py",)
+
+
 def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
-    """Self time (leaf frame) and inclusive time per function, as shares of all samples."""
+    """Shares of all samples: self time per function (leaf frame), self time per library, and
+    inclusive time per project function (what each of our functions costs with its callees)."""
     leaf: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    library: Counter[str] = Counter()
+    project: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -49,12 +55,28 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
         n = int(count)
         total += n
         frames = [_short(f) for f in stack.split(";")]
-        frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
         leaf[frames[-1]] += n
-        for f in set(frames):
-            inclusive[f] += n
-    pct = (lambda c: [(f, round(100 * n / total, 1)) for f, n in c.most_common(top)]) if total else list
-    return {"samples": total, "self": pct(leaf), "inclusive": pct(inclusive)}
+        library[_library(frames[-1])] += n
+        for f in {f for f in frames if _path(f).startswith(PROJECT) and not _path(f).startswith(PLUMBING)}:
+            project[f] += n
+
+    def pct(c: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * n / total, 1)) for f, n in c.most_common(top)] if total else []
+
+    return {"samples": total, "self": pct(leaf), "self_by_library": pct(library),
+            "project_inclusive": pct(project)}
+
+
+def _path(frame: str) -> str:
+    return frame.rpartition(" (")[2].rstrip(")")
+
+
+def _library(frame: str) -> str:
+    path = _path(frame)
+    if path.startswith(PROJECT):
+        return "hookyard (" + path.split("/", 1)[0] + ")"
+    head = path.split("/", 1)[0]
+    return head if "/" in path else f"stdlib ({head})"
 
 
 def _short(frame: str) -> str:
@@ -62,7 +84,7 @@ def _short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "wt-bench/", "lib/python3"):
+    for marker in ("site-packages/", "wt-bench/", "lib/python3.11/", "lib/python3.12/", "lib/python3.13/"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{name} ({path})" if path else name
@@ -112,10 +134,10 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
 
 def print_summary(result: dict[str, Any]) -> None:
     for name, data in result.items():
-        print(f"\nPROFILE {name}: {data.get('samples')} samples")
-        print("  self time (leaf frames):")
-        for frame, pct in data.get("self", [])[:15]:
-            print(f"    {pct:5.1f}%  {frame}")
-        print("  inclusive time:")
-        for frame, pct in data.get("inclusive", [])[:25]:
-            print(f"    {pct:5.1f}%  {frame}")
+        print(f"\nPROFILE {name}: {data.get('samples')} samples (py-spy, 200 Hz, idle excluded)")
+        for title, key, n in (("self time by library", "self_by_library", 12),
+                              ("self time (leaf frames)", "self", 15),
+                              ("inclusive time of Hookyard functions", "project_inclusive", 20)):
+            print(f"  {title}:")
+            for frame, pct in data.get(key, [])[:n]:
+                print(f"    {pct:5.1f}%  {frame}")

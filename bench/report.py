@@ -76,14 +76,14 @@ def table(results: dict[str, Any]) -> str:
         hy, bl = ing.get("hookyard", {}), ing.get("baseline", {})
         add("")
         add("INGRESS  signed Shopify orders/create, ~1.46 KB bodies, each delivery distinct")
-        add(f"{'':30}{'hookyard':>34}{'baseline (FastAPI+.delay)':>34}{'ratio':>8}")
+        add(f"{'':24}{'hookyard':>40}{'baseline (FastAPI+.delay)':>40}{'ratio':>8}")
         rows = [("saturation, 64 conns", hy.get("saturation"), bl.get("saturation"))]
         rows += [(f"offered {int(r):,}/s", hy.get("rates", {}).get(r), bl.get("rates", {}).get(r))
                  for r in sorted(set(hy.get("rates", {})) | set(bl.get("rates", {})), key=int)]
         for label, a, b in rows:
-            add(f"{label:30}{_cell(a):>34}{_cell(b):>34}"
+            add(f"{label:24}{_cell(a):>40}{_cell(b):>40}"
                 f"{_f(_ratio(a and a['ok_per_s'], b and b['ok_per_s']), 2) + '×':>8}")
-        add(f"{'':30}{'(accepted/s · p50/p99/p99.9 ms · errors)':>68}")
+        add(f"{'':24}{'(2xx per s · p50/p99/p99.9 ms · errors + not sent in time)':>80}")
         for name, side in (("hookyard", hy), ("baseline", bl)):
             p = (side.get("saturation") or {}).get("persisted")
             if p:
