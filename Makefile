@@ -28,7 +28,11 @@ integration: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## the benchmark on real PostgreSQL + Redis (see BENCHMARKS.md); not in CI
 	$(PY) -m bench
 
 clean:

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 
 from connectors import registry
 from events.db import (
@@ -77,19 +78,39 @@ def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
     return RetryPolicy(**{**policy.__dict__, **overrides})
 
 
+# The per-event statements are built once: building SQLAlchemy Core statements on every call cost
+# more CPU than running them (BENCHMARKS.md, worker profile).
+_TIME = events.c.available_at.type
+_CLAIM = (
+    update(events)
+    .where(events.c.id == bindparam("b_id"))
+    .where(or_(events.c.state == ACCEPTED,
+               and_(events.c.state.in_((RETRY, PROCESSING)),
+                    events.c.available_at <= bindparam("b_now", type_=_TIME))))
+    .values(state=PROCESSING, lease_token=bindparam("b_token"), attempts=events.c.attempts + 1,
+            available_at=bindparam("b_expires", type_=_TIME), relay_at=bindparam("b_expires", type_=_TIME))
+    .returning(*events.c)
+)
+
+
+@cache
+def _upsert(dialect_name: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins."""
+    stmt = dialect_insert(dialect_name)(records)
+    return stmt.on_conflict_do_update(
+        index_elements=["vendor", "kind", "external_id"],
+        set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at,
+              "event_id": stmt.excluded.event_id, "version": records.c.version + 1},
+        where=or_(records.c.updated_at.is_(None), stmt.excluded.updated_at.is_(None),
+                  stmt.excluded.updated_at >= records.c.updated_at),
+    )
+
+
 def claim(conn: Connection, event_id: str, token: str, now: datetime, lease_s: float) -> Any:
     """Take the lease on a claimable event; return its row, or None."""
     expires = now + timedelta(seconds=lease_s)
-    stmt = (
-        update(events)
-        .where(events.c.id == event_id)
-        .where(or_(events.c.state == ACCEPTED,
-                   and_(events.c.state.in_((RETRY, PROCESSING)), events.c.available_at <= now)))
-        .values(state=PROCESSING, lease_token=token, attempts=events.c.attempts + 1,
-                available_at=expires, relay_at=expires)
-        .returning(*events.c)
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_CLAIM, {"b_id": event_id, "b_now": now, "b_token": token,
+                                "b_expires": expires}).first()
     if row is not None and row.attempts > 1:
         _note_lost_attempt(conn, row, now)
     return row
@@ -112,20 +133,14 @@ def envelope_of(row: Any) -> Envelope:
 
 
 def upsert_records(conn: Connection, vendor: str, event_id: str, items: Sequence[Record]) -> None:
-    """Insert or update records; an older vendor timestamp never overwrites a newer one."""
-    dialect_insert_ = dialect_insert(conn.dialect.name)
-    for record in items:
-        stmt = dialect_insert_(records).values(vendor=vendor, kind=record.kind,
-                                               external_id=record.external_id, data=record.data(),
-                                               updated_at=record.updated_at, event_id=event_id, version=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["vendor", "kind", "external_id"],
-            set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at,
-                  "event_id": stmt.excluded.event_id, "version": records.c.version + 1},
-            where=or_(records.c.updated_at.is_(None), stmt.excluded.updated_at.is_(None),
-                      stmt.excluded.updated_at >= records.c.updated_at),
-        )
-        conn.execute(stmt)
+    """Insert or update records; an older vendor timestamp never overwrites a newer one.
+
+    One executemany (psycopg pipelines it into one round trip), applied in order, so two items with
+    the same key behave as two upserts in a row."""
+    if items:
+        conn.execute(_upsert(conn.dialect.name), [
+            {"vendor": vendor, "kind": r.kind, "external_id": r.external_id, "data": r.data(),
+             "updated_at": r.updated_at, "event_id": event_id, "version": 1} for r in items])
 
 
 def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
@@ -195,30 +210,39 @@ def _flag_source(conn: Connection, source: str, reason: str, now: datetime) -> N
 def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:
     token = uuid.uuid4().hex
     started = utcnow()
-    with engine.begin() as conn:
-        row = claim(conn, event_id, token, started, ctx.lease_s)
-    if row is None:
-        return Outcome.SKIPPED
-    structlog.contextvars.bind_contextvars(event_id=event_id, source=row.source, attempt=row.attempts)
-    source = ctx.sources.get(row.source)
-    try:
-        envelope = envelope_of(row)
-        items = registry.get(row.vendor).normalize(envelope)
-        if ctx.fault_delay_s:
-            time.sleep(ctx.fault_delay_s)
-        if source is not None and source.forward is not None and ctx.http is not None:
-            forward(ctx.http, source.forward, envelope, items)
-        with engine.begin() as conn:
-            if not finish(conn, event_id, token, utcnow()):
-                conn.rollback()
-                log.warning("event.lease_lost")
-                return Outcome.LOST_LEASE
-            upsert_records(conn, row.vendor, event_id, items)
-            _attempt(conn, row, started, Outcome.DONE)
-    except Exception as exc:
-        outcome = fail(engine, row, token, exc, policy_for(row.vendor, source), started, ctx.rand)
-        log.warning("event.failed", error=repr(exc), outcome=str(outcome))
-        return outcome
+    with engine.connect() as conn:  # one checkout for the claim and the finish
+        with conn.begin():
+            row = claim(conn, event_id, token, started, ctx.lease_s)
+        if row is None:
+            return Outcome.SKIPPED
+        structlog.contextvars.bind_contextvars(event_id=event_id, source=row.source, attempt=row.attempts)
+        source = ctx.sources.get(row.source)
+        try:
+            return _apply(conn, row, token, source, started, ctx)
+        except Exception as exc:
+            error = exc
+    # recorded on a fresh connection: the failure may have been this one's
+    outcome = fail(engine, row, token, error, policy_for(row.vendor, source), started, ctx.rand)
+    log.warning("event.failed", error=repr(error), outcome=str(outcome))
+    return outcome
+
+
+def _apply(conn: Connection, row: Any, token: str, source: Source | None, started: datetime,
+           ctx: Context) -> Outcome:
+    """Normalize and forward, then in one transaction: fence on our lease, upsert, mark done."""
+    envelope = envelope_of(row)
+    items = registry.get(row.vendor).normalize(envelope)
+    if ctx.fault_delay_s:
+        time.sleep(ctx.fault_delay_s)
+    if source is not None and source.forward is not None and ctx.http is not None:
+        forward(ctx.http, source.forward, envelope, items)
+    with conn.begin() as tx:
+        if not finish(conn, row.id, token, utcnow()):
+            tx.rollback()
+            log.warning("event.lease_lost")
+            return Outcome.LOST_LEASE
+        upsert_records(conn, row.vendor, row.id, items)
+        _attempt(conn, row, started, Outcome.DONE)
     log.info("event.processed", type=row.type, records=len(items))
     return Outcome.DONE
 
