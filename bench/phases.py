@@ -93,9 +93,9 @@ def _settle(stack: Stack, which: str, ok: int) -> dict[str, Any]:
     if which == "hookyard":
         stored = stack.count_events()
         with contextlib.suppress(RuntimeError):  # reported below as published < rows
-            wait_for(lambda: stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE) >= stored, timeout=120,
+            wait_for(lambda: stack.queued_events(HOOKYARD_DB, HOOKYARD_QUEUE) >= stored, timeout=120,
                      what="the ingress publisher to drain", interval=0.1)
-        published = stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE)
+        published = stack.queued_events(HOOKYARD_DB, HOOKYARD_QUEUE)
         return {"answered_2xx": ok, "rows": stored, "published": published, "all": stored == ok,
                 "publish_drain_s": round(time.perf_counter() - t0, 2)}
     queued = stack.queue_length(11, "celery")
@@ -126,33 +126,39 @@ def preload_inbox(stack: Stack, count: int) -> list[str]:
     return ids
 
 
-def fast_publish(app: Any, task: str, queue: str, ids: list[str], client: redis.Redis) -> None:
+def fast_publish(app: Any, task: str, queue: str, ids: list[str], client: redis.Redis,
+                 per_message: int = 1) -> int:
     """Preload a queue quickly: one message goes through Celery (declaring the queue and giving the
-    exact wire format of the installed Celery/kombu), the rest are copies of it with their own ids,
-    LPUSHed in pipelines. Only for preloading; the product publishes through Celery."""
+    exact wire format of the installed Celery/kombu), the rest are copies of it with their own ids
+    (`per_message` ids each, as the product batches them), LPUSHed in pipelines. Only for
+    preloading; the product publishes through Celery. Returns the number of messages."""
     with app.producer_or_acquire() as producer:
-        app.send_task(task, args=[ids[0]], queue=queue, producer=producer)
+        app.send_task(task, args=[[ids[0]]], queue=queue, producer=producer)
     template = orjson.loads(client.rpop(queue))
     body = orjson.loads(base64.b64decode(template["body"]))
     pipe = client.pipeline(transaction=False)
-    for n, event_id in enumerate(ids):
+    chunks = [ids[i:i + per_message] for i in range(0, len(ids), per_message)]
+    for n, chunk in enumerate(chunks):
         task_id = str(uuid.uuid4())
-        body[0] = [event_id]
+        body[0] = [chunk]
         message = {**template, "body": base64.b64encode(orjson.dumps(body)).decode(),
                    "headers": {**template["headers"], "id": task_id, "root_id": task_id,
-                               "argsrepr": repr([event_id])},
+                               "argsrepr": repr([chunk])},
                    "properties": {**template["properties"], "correlation_id": task_id,
                                   "delivery_tag": str(uuid.uuid4())}}
         pipe.lpush(queue, orjson.dumps(message))
         if n % 1000 == 999:
             pipe.execute()
     pipe.execute()
+    return len(chunks)
 
 
-def _drain(stack: Stack, index: int, queue: str, total: int, done: Any, window_s: float) -> tuple[float, int]:
-    """From the moment a worker takes the first message until all are done or `window_s` passed:
-    (seconds, tasks done). Polled every 20 ms."""
-    t_first = wait_for(lambda: stack.queue_length(index, queue) < total and time.perf_counter(),
+def _drain(stack: Stack, index: int, queue: str, total: int, done: Any, window_s: float,
+           messages: int | None = None) -> tuple[float, int]:
+    """From the moment a worker takes the first of `messages` (default: one per item) until all
+    `total` items are done or `window_s` passed: (seconds, items done). Polled every 20 ms."""
+    queued = total if messages is None else messages
+    t_first = wait_for(lambda: stack.queue_length(index, queue) < queued and time.perf_counter(),
                        timeout=60, what=f"the first message of {queue} to be taken", interval=0.002)
     while (n := done()) < total and time.perf_counter() - t_first < window_s:
         time.sleep(0.02)
@@ -161,7 +167,7 @@ def _drain(stack: Stack, index: int, queue: str, total: int, done: Any, window_s
 
 def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log: Any) -> dict[str, Any]:
     from workers.app import app as hookyard_app
-    from workers.constants import PROCESS_TASK
+    from workers.constants import PROCESS_BATCH_MAX, PROCESS_TASK
 
     out: dict[str, Any] = {"events": count, "concurrency": concurrency, "pool": "prefork",
                            "prefetch_multiplier": 1, "acks_late": True, "window_s": window_s}
@@ -169,13 +175,14 @@ def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log:
     stack.reset_data()
     ids = preload_inbox(stack, count)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client)
+    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
     client.close()
-    assert stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE) == count
+    assert stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE) == messages
     proc = stack.start_hookyard_worker(concurrency)
     try:
         with CpuMeter({"worker": proc}) as meter:
-            seconds, done = _drain(stack, HOOKYARD_DB, HOOKYARD_QUEUE, count, stack.count_done, window_s)
+            seconds, done = _drain(stack, HOOKYARD_DB, HOOKYARD_QUEUE, count, stack.count_done, window_s,
+                                   messages)
         out["hookyard"] = {"seconds": round(seconds, 3), "done": done, "per_s": round(done / seconds, 1),
                            "cpu_cores": meter.cores}
     finally:

@@ -110,16 +110,16 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
         stack.stop(web)
     # worker draining a backlog
     from workers.app import app
-    from workers.constants import PROCESS_TASK
+    from workers.constants import PROCESS_BATCH_MAX, PROCESS_TASK
 
     stack.reset_data()
     ids = phases.preload_inbox(stack, events)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    phases.fast_publish(app, PROCESS_TASK, phases.HOOKYARD_QUEUE, ids, client)
+    messages = phases.fast_publish(app, PROCESS_TASK, phases.HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
     client.close()
     worker = stack.start_hookyard_worker(concurrency)
     try:
-        wait_for(lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < events, timeout=60,
+        wait_for(lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < messages, timeout=60,
                  what="the worker to start")
         raw = out_dir / "worker.txt"
         spy = record(worker.pid, seconds, raw, subprocesses=True)

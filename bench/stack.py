@@ -6,6 +6,7 @@ Everything is removed on `close()`: the database is dropped and the Redis indexe
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -196,6 +197,15 @@ class Stack:
         client = redis.Redis.from_url(self.redis_url(index))
         try:
             return int(client.llen(queue))
+        finally:
+            client.close()
+
+    def queued_events(self, index: int, queue: str) -> int:
+        """Event ids waiting in a Hookyard queue (a message carries a list of them)."""
+        client = redis.Redis.from_url(self.redis_url(index))
+        try:
+            return sum(len(orjson.loads(base64.b64decode(orjson.loads(raw)["body"]))[0][0])
+                       for raw in client.lrange(queue, 0, -1))
         finally:
             client.close()
 

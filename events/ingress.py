@@ -150,7 +150,7 @@ class Ingress:
         answer: dict[str, Any] = {"accepted": len(new), "duplicates": duplicates, "ids": new}
         if parsed.reply is not None:
             return 200, parsed.reply if not parsed.deliveries else {**parsed.reply, **answer}, {}
-        log.info("ingress.accepted", accepted=len(new), duplicates=duplicates)
+        log.debug("ingress.accepted", accepted=len(new), duplicates=duplicates)
         return 200, answer, {}
 
     def _check_content(self, headers: Mapping[str, str], connector: Connector) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +10,14 @@ import structlog
 from celery import Celery
 
 from events.settings import Settings, get_settings
-from workers.constants import MAINTENANCE_QUEUE, PROCESS_TASK, RELAY_TASK, RETENTION_TASK, vendor_queue
+from workers.constants import (
+    MAINTENANCE_QUEUE,
+    PROCESS_BATCH_MAX,
+    PROCESS_TASK,
+    RELAY_TASK,
+    RETENTION_TASK,
+    vendor_queue,
+)
 
 log = structlog.get_logger()
 
@@ -52,10 +60,14 @@ app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(ge
 
 
 def publish(items: Iterable[tuple[str, str]]) -> int:
-    """Send (event_id, vendor) pairs to their vendor queues over one connection; return how many."""
-    sent = 0
+    """Send (event_id, vendor) pairs to their vendor queues, up to PROCESS_BATCH_MAX ids a message,
+    over one connection; return how many ids were sent."""
+    by_vendor: dict[str, list[str]] = defaultdict(list)
+    for event_id, vendor in items:
+        by_vendor[vendor].append(event_id)
     with app.producer_or_acquire() as producer:
-        for event_id, vendor in items:
-            app.send_task(PROCESS_TASK, args=[event_id], queue=vendor_queue(vendor), producer=producer)
-            sent += 1
-    return sent
+        for vendor, ids in by_vendor.items():
+            for start in range(0, len(ids), PROCESS_BATCH_MAX):
+                app.send_task(PROCESS_TASK, args=[ids[start:start + PROCESS_BATCH_MAX]],
+                              queue=vendor_queue(vendor), producer=producer)
+    return sum(len(ids) for ids in by_vendor.values())

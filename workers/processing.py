@@ -193,7 +193,7 @@ def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: Ret
 
 def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime) -> None:
     values = {"source": row.source, "vendor": row.vendor, "type": row.type, "task": PROCESS_TASK,
-              "args": [row.id], "error_class": type(error).__name__, "error_message": str(error)[:4000],
+              "args": [[row.id]], "error_class": type(error).__name__, "error_message": str(error)[:4000],
               "traceback": "".join(traceback.format_exception(error))[-16000:],
               "attempts": row.attempts, "died_at": now, "state": DEAD}
     stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)

@@ -105,7 +105,7 @@ def test_a_permanent_failure_becomes_a_dead_letter_at_once(engine: Engine) -> No
         letter = conn.execute(select(dead_letters)).one()
         tried = conn.execute(select(attempts)).one()
     assert (letter.event_id, letter.error_class, letter.attempts) == (event_id, "InvalidPayload", 1)
-    assert letter.task == "hookyard.events.process" and letter.args == [event_id]
+    assert letter.task == "hookyard.events.process" and letter.args == [[event_id]]
     assert "Traceback" in letter.traceback
     assert (tried.outcome, tried.error_class, tried.number) == ("dead", "InvalidPayload", 1)
 
