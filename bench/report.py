@@ -99,7 +99,7 @@ def table(results: dict[str, Any]) -> str:
         add("")
         add(f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
             f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s")
-        for label, key, unit in (("hookyard process_event", "hookyard", "events"),
+        for label, key, unit in (("hookyard process (≤10 ids/msg)", "hookyard", "events"),
                                  ("bare Celery no-op", "noop", "tasks")):
             w = wk[key]
             add(f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
