@@ -209,8 +209,8 @@ def check_timestamp_window(subject: Subject) -> None:
             subject.verify(request, now=subject.now + skew)
         return
     window = tolerance_s(subject.options)
-    for skew in (-window + 1, window - 1):
-        subject.verify(request, now=subject.now + skew)
+    for edge in (-window + 1, window - 1):
+        subject.verify(request, now=subject.now + edge)
     stale = subject.rejects(request, "verified after the window", now=subject.now + window + 1)
     future = subject.rejects(request, "verified before the window", now=subject.now - window - 1)
     if (stale.code, future.code) != ("stale_timestamp", "future_timestamp"):
@@ -281,6 +281,7 @@ def mutated(value: Any) -> SearchStrategy[Any]:
     """The value with any subtree kept, replaced by arbitrary JSON, or (in objects) removed."""
     from hypothesis import strategies as st
 
+    kept: SearchStrategy[Any]
     if isinstance(value, dict):
         inner = st.fixed_dictionaries({k: st.one_of(mutated(v), st.just(_MISSING)) for k, v in value.items()})
         kept = inner.map(lambda d: {k: v for k, v in d.items() if v is not _MISSING})

@@ -203,19 +203,20 @@ def send(
     if src is None:
         raise ConfigError(f"no source named {source!r} in {get_settings().config}")
     connector = registry.get(src.connector)
-    if sets and not isinstance(connector, Signer):
+    signer = connector if isinstance(connector, Signer) else None
+    if sets and signer is None:
         raise typer.BadParameter(f"connector {src.connector} cannot re-sign an edited sample")
     results = []
     with httpx.Client(timeout=10) as client:
         for _ in range(count):
             now = time.time()
             req = connector.sample(src.secrets[0], now, src.options)
-            if sets:
+            if sets and signer is not None:
                 body = orjson.loads(req.body)
                 for item in sets:
                     path, _, raw = item.partition("=")
                     body = set_path(body, path, parse_value(raw))
-                req = connector.sign(orjson.dumps(body), req.headers, src.secrets[0], now, src.options)
+                req = signer.sign(orjson.dumps(body), req.headers, src.secrets[0], now, src.options)
             try:
                 resp = client.post(f"{url.rstrip('/')}/webhooks/{source}", content=req.body,
                                    headers=req.headers)

@@ -213,7 +213,8 @@ def tokens_list(as_json: JsonOpt = False) -> None:
         return
     table = Table("id", "name", "scope", "created", "revoked")
     for r in rows:
-        table.add_row(r["id"], r["name"], r["scope"], r["created_at"][:19], (r["revoked_at"] or "")[:19])
+        table.add_row(r["id"], r["name"], r["scope"], (r["created_at"] or "")[:19],
+                      (r["revoked_at"] or "")[:19])
     console.print(table)
 
 

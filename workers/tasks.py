@@ -7,6 +7,7 @@ from functools import cache
 
 import httpx
 import structlog
+from celery import Task
 from celery.signals import worker_process_init
 from sqlalchemy import Engine
 
@@ -49,7 +50,7 @@ def _init_process(**_: object) -> None:
 
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-def process_events(self, event_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def process_events(self: Task, event_ids: list[str]) -> list[str]:
     """Each event on its own lease: dying half-way leaves the rest to the relay, done ones stay done."""
     outcomes = []
     for event_id in event_ids:
