@@ -83,7 +83,7 @@ def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
 _TIME = events.c.available_at.type
 _CLAIM = (
     update(events)
-    .where(events.c.id == bindparam("b_id"))
+    .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
     .where(or_(events.c.state == ACCEPTED,
                and_(events.c.state.in_((RETRY, PROCESSING)),
                     events.c.available_at <= bindparam("b_now", type_=_TIME))))
@@ -106,14 +106,16 @@ def _upsert(dialect_name: str) -> Any:
     )
 
 
-def claim(conn: Connection, event_id: str, token: str, now: datetime, lease_s: float) -> Any:
-    """Take the lease on a claimable event; return its row, or None."""
+def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime,
+          lease_s: float) -> list[Any]:
+    """Take the lease on every claimable event among `event_ids` in one statement; their rows."""
     expires = now + timedelta(seconds=lease_s)
-    row = conn.execute(_CLAIM, {"b_id": event_id, "b_now": now, "b_token": token,
-                                "b_expires": expires}).first()
-    if row is not None and row.attempts > 1:
-        _note_lost_attempt(conn, row, now)
-    return row
+    rows = list(conn.execute(_CLAIM, {"b_ids": list(event_ids), "b_now": now, "b_token": token,
+                                      "b_expires": expires}))
+    for row in rows:
+        if row.attempts > 1:
+            _note_lost_attempt(conn, row, now)
+    return rows
 
 
 def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
@@ -132,15 +134,16 @@ def envelope_of(row: Any) -> Envelope:
                     received_at=row.received_at, headers=row.headers, payload=row.payload)
 
 
-def upsert_records(conn: Connection, vendor: str, event_id: str, items: Sequence[Record]) -> None:
-    """Insert or update records; an older vendor timestamp never overwrites a newer one.
+def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -> None:
+    """Upsert (vendor, event id, record) triples; an older vendor timestamp never wins.
 
     One executemany (psycopg pipelines it into one round trip), applied in order, so two items with
     the same key behave as two upserts in a row."""
     if items:
         conn.execute(_upsert(conn.dialect.name), [
             {"vendor": vendor, "kind": r.kind, "external_id": r.external_id, "data": r.data(),
-             "updated_at": r.updated_at, "event_id": event_id, "version": 1} for r in items])
+             "updated_at": r.updated_at, "event_id": event_id, "version": 1}
+            for vendor, event_id, r in items])
 
 
 def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
@@ -152,17 +155,26 @@ def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
     return result.rowcount == 1
 
 
-def finish(conn: Connection, event_id: str, token: str, now: datetime) -> bool:
-    return _fence(conn, event_id, token, state=DONE, processed_at=now, last_error=None)
+_FINISH = (
+    update(events)
+    .where(events.c.id.in_(bindparam("b_ids", expanding=True)), events.c.lease_token == bindparam("b_token"),
+           events.c.state == PROCESSING)
+    .values(state=DONE, processed_at=bindparam("b_now", type_=_TIME), lease_token=None, last_error=None)
+    .returning(events.c.id)
+)
 
 
-def _attempt(conn: Connection, row: Any, started: datetime, outcome: str,
-             error: BaseException | None = None) -> None:
-    conn.execute(insert(attempts).values(
-        event_id=row.id, number=row.attempts, started_at=started, outcome=outcome,
-        duration_ms=int((utcnow() - started).total_seconds() * 1000),
-        error_class=type(error).__name__ if error else None,
-        error_message=str(error)[:4000] if error else None))
+def finish(conn: Connection, event_ids: Sequence[str], token: str, now: datetime) -> set[str]:
+    """Mark done those whose lease we still hold (the row locks also fence late claimers)."""
+    return {r.id for r in conn.execute(_FINISH, {"b_ids": list(event_ids), "b_token": token, "b_now": now})}
+
+
+def _attempt_row(row: Any, started: datetime, outcome: str,
+                 error: BaseException | None = None) -> dict[str, Any]:
+    return {"event_id": row.id, "number": row.attempts, "started_at": started, "outcome": outcome,
+            "duration_ms": int((utcnow() - started).total_seconds() * 1000),
+            "error_class": type(error).__name__ if error else None,
+            "error_message": str(error)[:4000] if error else None}
 
 
 def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: RetryPolicy,
@@ -179,12 +191,12 @@ def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: Ret
                           last_error=message):
                 conn.rollback()
                 return Outcome.LOST_LEASE
-            _attempt(conn, row, started, Outcome.RETRY, error)
+            conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.RETRY, error)])
             return Outcome.RETRY
         if not _fence(conn, row.id, token, state=DEAD, last_error=message):
             conn.rollback()
             return Outcome.LOST_LEASE
-        _attempt(conn, row, started, Outcome.DEAD, error)
+        conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
         if verdict is Verdict.REAUTHORIZE:
             _flag_source(conn, row.source, message, now)
@@ -208,43 +220,66 @@ def _flag_source(conn: Connection, source: str, reason: str, now: datetime) -> N
 
 
 def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:
+    return process_many(engine, [event_id], ctx)[event_id]
+
+
+def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict[str, Outcome]:
+    """Claim the events in one statement, normalize (and forward) each, then finish every one that
+    succeeded in one transaction; each keeps its own fencing, failures are handled one by one."""
     token = uuid.uuid4().hex
     started = utcnow()
+    outcomes = dict.fromkeys(event_ids, Outcome.SKIPPED)
+    failed: list[tuple[Any, BaseException]] = []
     with engine.connect() as conn:  # one checkout for the claim and the finish
         with conn.begin():
-            row = claim(conn, event_id, token, started, ctx.lease_s)
-        if row is None:
-            return Outcome.SKIPPED
-        structlog.contextvars.bind_contextvars(event_id=event_id, source=row.source, attempt=row.attempts)
-        source = ctx.sources.get(row.source)
+            rows = claim(conn, event_ids, token, started, ctx.lease_s)
+        ready: list[tuple[Any, list[Record]]] = []
+        for row in rows:
+            try:
+                ready.append((row, _prepare(row, ctx)))
+            except Exception as exc:
+                failed.append((row, exc))
+        if ready and ctx.fault_delay_s:
+            time.sleep(ctx.fault_delay_s)
         try:
-            return _apply(conn, row, token, source, started, ctx)
-        except Exception as exc:
-            error = exc
-    # recorded on a fresh connection: the failure may have been this one's
-    outcome = fail(engine, row, token, error, policy_for(row.vendor, source), started, ctx.rand)
-    log.warning("event.failed", error=repr(error), outcome=str(outcome))
-    return outcome
+            outcomes.update(_finish(conn, ready, token, started))
+        except Exception as exc:  # the finishing transaction itself failed: each event is retried
+            failed.extend((row, exc) for row, _ in ready)
+    for row, error in failed:  # on fresh connections: the failure may have been this one's
+        structlog.contextvars.bind_contextvars(event_id=row.id, source=row.source, attempt=row.attempts)
+        source = ctx.sources.get(row.source)
+        outcomes[row.id] = fail(engine, row, token, error, policy_for(row.vendor, source), started, ctx.rand)
+        log.warning("event.failed", error=repr(error), outcome=str(outcomes[row.id]))
+    return outcomes
 
 
-def _apply(conn: Connection, row: Any, token: str, source: Source | None, started: datetime,
-           ctx: Context) -> Outcome:
-    """Normalize and forward, then in one transaction: fence on our lease, upsert, mark done."""
+def _prepare(row: Any, ctx: Context) -> list[Record]:
+    """Normalize through the connector, and forward downstream when the source says so."""
     envelope = envelope_of(row)
     items = registry.get(row.vendor).normalize(envelope)
-    if ctx.fault_delay_s:
-        time.sleep(ctx.fault_delay_s)
+    source = ctx.sources.get(row.source)
     if source is not None and source.forward is not None and ctx.http is not None:
         forward(ctx.http, source.forward, envelope, items)
-    with conn.begin() as tx:
-        if not finish(conn, row.id, token, utcnow()):
-            tx.rollback()
-            log.warning("event.lease_lost")
-            return Outcome.LOST_LEASE
-        upsert_records(conn, row.vendor, row.id, items)
-        _attempt(conn, row, started, Outcome.DONE)
-    log.info("event.processed", type=row.type, records=len(items))
-    return Outcome.DONE
+    return items
+
+
+def _finish(conn: Connection, ready: Sequence[tuple[Any, list[Record]]], token: str,
+            started: datetime) -> dict[str, Outcome]:
+    """One transaction: fence on our leases, upsert the records of those still ours, mark them done."""
+    if not ready:
+        return {}
+    with conn.begin():
+        done = finish(conn, [row.id for row, _ in ready], token, utcnow())
+        kept = [(row, items) for row, items in ready if row.id in done]
+        upsert_records(conn, [(row.vendor, row.id, item) for row, items in kept for item in items])
+        if kept:
+            conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.DONE) for row, _ in kept])
+    for row, items in ready:
+        if row.id in done:
+            log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
+        else:
+            log.warning("event.lease_lost", event_id=row.id, source=row.source)
+    return {row.id: Outcome.DONE if row.id in done else Outcome.LOST_LEASE for row, _ in ready}
 
 
 def due_for_relay(conn: Connection, now: datetime, limit: int) -> list[Any]:

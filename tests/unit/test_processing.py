@@ -63,9 +63,9 @@ def test_a_live_lease_blocks_a_second_claim(engine: Engine) -> None:
     """While one worker holds the lease, another delivery of the same id cannot claim it."""
     event_id = add_event(engine, ORDER)
     with engine.begin() as conn:
-        assert processing.claim(conn, event_id, "a", utcnow(), 60) is not None
+        assert [r.id for r in processing.claim(conn, [event_id], "a", utcnow(), 60)] == [event_id]
     with engine.begin() as conn:
-        assert processing.claim(conn, event_id, "b", utcnow(), 60) is None
+        assert processing.claim(conn, [event_id], "b", utcnow(), 60) == []
 
 
 def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(engine: Engine) -> None:
@@ -73,13 +73,13 @@ def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(engine: Engine
     event_id = add_event(engine, ORDER)
     start = utcnow()
     with engine.begin() as conn:
-        assert processing.claim(conn, event_id, "old", start, 1) is not None
+        assert len(processing.claim(conn, [event_id], "old", start, 1)) == 1
     with engine.begin() as conn:
-        assert processing.claim(conn, event_id, "new", start + timedelta(seconds=2), 60) is not None
+        assert len(processing.claim(conn, [event_id], "new", start + timedelta(seconds=2), 60)) == 1
     with engine.begin() as conn:
-        assert processing.finish(conn, event_id, "old", utcnow()) is False
+        assert processing.finish(conn, [event_id], "old", utcnow()) == set()
     with engine.begin() as conn:
-        assert processing.finish(conn, event_id, "new", utcnow()) is True
+        assert processing.finish(conn, [event_id], "new", utcnow()) == {event_id}
     row = event_row(engine, event_id)
     assert (row.state, row.attempts) == ("done", 2)
 
@@ -89,8 +89,8 @@ def test_an_older_update_never_overwrites_a_newer_record(engine: Engine) -> None
     newer = Customer(external_id="7", email="new@example.com", updated_at=datetime(2026, 2, 1, tzinfo=UTC))
     older = Customer(external_id="7", email="old@example.com", updated_at=datetime(2026, 1, 1, tzinfo=UTC))
     with engine.begin() as conn:
-        processing.upsert_records(conn, "shopify", "e1", [newer])
-        processing.upsert_records(conn, "shopify", "e2", [older])
+        processing.upsert_records(conn, [("shopify", "e1", newer)])
+        processing.upsert_records(conn, [("shopify", "e2", older)])
     with engine.connect() as conn:
         row = conn.execute(select(records)).one()
     assert (row.data["email"], row.event_id, row.version) == ("new@example.com", "e1", 1)
@@ -190,3 +190,18 @@ def test_forward_carries_the_event_id_as_idempotency_key(engine: Engine) -> None
         conn.execute(update(events).values(available_at=utcnow()))
     assert processing.process(engine, event_id, ctx) == Outcome.DONE
     assert seen == [event_id, event_id]
+
+
+def test_a_batch_claims_together_finishes_together_and_fails_one_by_one(engine: Engine) -> None:
+    """One bad event in a batch is dead-lettered alone; the others are done, each applied once;
+    ids not claimable (already done) are skipped."""
+    good = [add_event(engine, {**ORDER, "id": n, "customer": None}) for n in (1, 2, 3)]
+    bad = add_event(engine, BAD_PAYMENT, vendor="stripe", type="payment.succeeded")
+    assert processing.process(engine, good[0], CTX) == Outcome.DONE
+    outcomes = processing.process_many(engine, [*good, bad], CTX)
+    assert outcomes == {good[0]: Outcome.SKIPPED, good[1]: Outcome.DONE, good[2]: Outcome.DONE,
+                        bad: Outcome.DEAD}
+    with engine.connect() as conn:
+        assert sorted(v for (v,) in conn.execute(select(records.c.version))) == [1, 1, 1]
+        outcomes_logged = sorted(r.outcome for r in conn.execute(select(attempts)))
+    assert outcomes_logged == ["dead", "done", "done", "done"]
