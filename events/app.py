@@ -35,7 +35,7 @@ class HookyardApp:
                                         pool_size=settings.ingress.writers + 2)
         self.inbox = Inbox(self.engine, batch_max=settings.ingress.batch_max,
                            writers=settings.ingress.writers)
-        self.publisher = Publisher()
+        self.publisher = Publisher(linger_s=settings.ingress.publish_linger_s)
         self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)
         self.sync_engine = make_engine(settings.database_url)
         self.rest = Starlette(routes=[

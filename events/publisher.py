@@ -19,8 +19,9 @@ log = structlog.get_logger()
 
 class Publisher:
     def __init__(self, send: Callable[[list[tuple[str, str]]], int] = publish,
-                 batch_max: int = 500) -> None:
+                 batch_max: int = 500, linger_s: float = 0.0) -> None:
         self._send = send
+        self._linger_s = linger_s
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._batch_max = batch_max
         self._task: asyncio.Task[None] | None = None
@@ -48,6 +49,8 @@ class Publisher:
     async def _loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._linger_s:  # let a few more ids arrive: several ids per message cost one publish
+                await asyncio.sleep(self._linger_s)
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:

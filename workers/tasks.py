@@ -11,6 +11,7 @@ from celery import Task
 from celery.signals import worker_process_init
 from sqlalchemy import Engine
 
+from connectors import registry
 from events.db import make_engine
 from events.logging import configure_logging
 from events.settings import get_settings
@@ -45,8 +46,13 @@ def _context(pid: int) -> processing.Context:
 
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
+    """Warm each pool process before its first task: logging, sources, connectors, a connection."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    for source in _context(os.getpid()).sources.values():
+        registry.get(source.connector)
+    with engine().connect():
+        pass
 
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
