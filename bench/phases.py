@@ -92,7 +92,7 @@ def _settle(stack: Stack, which: str, ok: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     if which == "hookyard":
         stored = stack.count_events()
-        with contextlib.suppress(RuntimeError):  # reported below as published < rows
+        with contextlib.suppress(TimeoutError):  # reported below as published < rows
             wait_for(lambda: stack.queued_events(HOOKYARD_DB, HOOKYARD_QUEUE) >= stored, timeout=120,
                      what="the ingress publisher to drain", interval=0.1)
         published = stack.queued_events(HOOKYARD_DB, HOOKYARD_QUEUE)
@@ -227,7 +227,7 @@ def end_to_end(stack: Stack, *, rate: int, seconds: float, concurrency: int, sto
         http = load(stack, port, {"mode": "open", "rate": rate, "duration_s": seconds,
                                   "connections": 64, "pool": _pool(rate, seconds)}, roles)
         t0 = time.perf_counter()
-        with contextlib.suppress(RuntimeError):  # unfinished events count with their age so far
+        with contextlib.suppress(TimeoutError):  # unfinished events count with their age so far
             wait_for(lambda: stack.count_done() >= http["ok"], timeout=drain_s,
                      what="all events processed", interval=0.1)
         out["e2e"] = {"offered_per_s": rate, "seconds": seconds, "http": http,
