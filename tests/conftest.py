@@ -9,6 +9,7 @@ import pytest
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("HOOKYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HOOKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
+RABBIT_URL = os.environ.get("HOOKYARD_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672")
 
 
 def need(service: str, error: Exception) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from events.migrate import upgrade
-from tests.conftest import PG_ADMIN_URL, REDIS_URL, need
+from tests.conftest import PG_ADMIN_URL, RABBIT_URL, REDIS_URL, need
 from tests.integration.harness import Stack, postgres_database
 
 SOURCES = {"shop": "shopify"}
@@ -68,10 +69,31 @@ def sqlite_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sta
     _close(stack, request)
 
 
-@pytest.fixture(params=["postgres-redis", "sqlite-embedded"])
+@pytest.fixture
+def rabbit_stack(tmp_path: Path, pg_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """PostgreSQL + RabbitMQ, the other production broker (a vhost of its own per test)."""
+    vhost = f"hookyard-{secrets.token_hex(4)}"
+    try:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        need("RabbitMQ", exc)
+    stack = Stack(root=tmp_path, database_url=pg_url, broker_url=f"{RABBIT_URL}/{vhost}", secrets=_secrets())
+    stack.write_config(SOURCES)
+    yield stack
+    _close(stack, request)
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(params=["postgres-redis", "sqlite-embedded", "postgres-rabbitmq"])
 def stack(request: pytest.FixtureRequest) -> Stack:
-    """Both backends: the same behaviour is promised on each."""
-    name = "pg_stack" if request.param == "postgres-redis" else "sqlite_stack"
+    """Every backend: the same behaviour is promised on each."""
+    name = {"postgres-redis": "pg_stack", "sqlite-embedded": "sqlite_stack",
+            "postgres-rabbitmq": "rabbit_stack"}[request.param]
     return request.getfixturevalue(name)
 
 
