@@ -173,6 +173,7 @@ def dev(
     ]
     console.print(f"[bold green]Hookyard is up[/]: POST http://127.0.0.1:{port}/webhooks/<source>  "
                   f"(sources: {', '.join(_sources())}). Try: hookyard send shop --sample")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything as Ctrl-C does
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -183,7 +184,15 @@ def dev(
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         for child in children:
-            child.wait(timeout=30)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @cli.command()

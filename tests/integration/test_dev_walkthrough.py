@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,7 @@ def hookyard(cwd: Path, *args: str) -> Any:
 
 def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
     """From an empty directory: dev writes a demo config and secrets, sends are processed, a broken
-    payment is dead-lettered, fixed with dlq edit, replayed and processed once."""
+    payment is dead-lettered, fixed with dlq edit, replayed and processed once; SIGTERM stops it all."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
     log = (tmp_path / "dev.log").open("wb")
@@ -53,7 +54,19 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
         assert hookyard(tmp_path, "dlq", "replay", event_id) == {"replayed": 1, "skipped": 0}
         states = lambda: {e["id"]: e["state"] for e in hookyard(tmp_path, "events", "list")}  # noqa: E731
         wait_for(lambda: states()[event_id] == "done", timeout=60, what="the fixed payment processed")
+        dev.terminate()  # SIGTERM to `hookyard dev` alone: it must stop its web and worker itself
+        assert dev.wait(timeout=60) == 0
+        wait_for(lambda: not group_alive(dev.pid), timeout=30, what="web and worker to exit")
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dev.pid, signal.SIGKILL)
         dev.wait(timeout=60)
         log.close()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
