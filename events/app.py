@@ -23,6 +23,7 @@ from events.logging import configure_logging
 from events.publisher import Publisher
 from events.settings import Settings, get_settings
 from events.sources import load_sources
+from workers.app import connect_publisher
 
 log = structlog.get_logger()
 
@@ -59,7 +60,7 @@ class HookyardApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.inbox.start()
-                await self.publisher.start()
+                await self.publisher.start(warm=connect_publisher)
                 log.info("ingress.started", sources=sorted(self.sources))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

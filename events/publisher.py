@@ -26,7 +26,12 @@ class Publisher:
         self._batch_max = batch_max
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, warm: Callable[[], None] | None = None) -> None:
+        if warm is not None:
+            try:
+                await asyncio.to_thread(warm)
+            except Exception as exc:
+                log.warning("publish.connect_failed", error=repr(exc), detail="the relay will publish")
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:

@@ -21,7 +21,7 @@ class IngressSettings(BaseModel):
     batch_max: int = 500  # rows per inbox transaction (group commit)
     writers: int = 2  # inbox transactions in flight at once
     max_pending: int = 20_000  # requests waiting for the inbox beyond this are shed with 429
-    publish_linger_s: float = 0.005  # wait this long for more ids before a publish (batches them)
+    publish_linger_s: float = 0.02  # wait this long for more ids before a publish (batches them)
 
 
 class WorkerSettings(BaseModel):

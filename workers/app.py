@@ -71,3 +71,10 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
                 app.send_task(PROCESS_TASK, args=[ids[start:start + PROCESS_BATCH_MAX]],
                               queue=vendor_queue(vendor), producer=producer)
     return sum(len(ids) for ids in by_vendor.values())
+
+
+def connect_publisher() -> None:
+    """Open the publishing connection ahead of the first event (a cold first publish costs the first
+    events their latency); if the broker is down, carry on: the relay covers what is not published."""
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=1)
