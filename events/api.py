@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 
-from events import dlq, tokens
-from events.db import event_dict, events, source_flags, utcnow
+from events import dlq, flags, tokens
+from events.db import event_dict, events, utcnow
 from events.sources import Source
 from workers.app import publish
 
@@ -148,9 +148,14 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
     @api.get("/sources")
     def list_sources(who: Reader) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            flags = {r.source: r for r in conn.execute(select(source_flags))}
-        return [{"name": s.name, "connector": s.connector,
-                 "needs_reauth": bool(flags[s.name].needs_reauth) if s.name in flags else False,
-                 "reason": flags[s.name].reason if s.name in flags else None} for s in sources.values()]
+            return flags.statuses(conn, sources)
+
+    @api.delete("/sources/{name}/flag")
+    def clear_source_flag(name: str, who: Writer) -> dict[str, Any]:
+        with engine.begin() as conn:
+            if not flags.clear(conn, name):
+                raise ApiError(404, "not_found", f"source {name!r} is not flagged")
+            dlq.audit(conn, f"api:{who.name}", "sources.clear_flag", name)
+        return {"name": name, "needs_reauth": False}
 
     return api

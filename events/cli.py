@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from connectors import registry
 from connectors.base import Signer
-from events.cli_ops import dlq_cli, tokens_cli
+from events.cli_ops import dlq_cli, sources_cli, tokens_cli
 from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
@@ -37,6 +37,7 @@ cli.add_typer(events_cli, name="events")
 cli.add_typer(connectors_cli, name="connectors")
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(sources_cli, name="sources")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -13,14 +13,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events import dlq, tokens
+from events import dlq, flags, tokens
 from events.db import make_engine, utcnow
 from events.settings import get_settings
+from events.sources import load_sources
 from schemas.errors import HookyardError
 from workers.app import publish
 
 dlq_cli = typer.Typer(help="Dead letters: list, show, edit, replay, purge.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="Operator API tokens.", no_args_is_help=True)
+sources_cli = typer.Typer(help="Configured sources and their health flags.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -227,3 +229,29 @@ def tokens_revoke(token_id: str) -> None:
             raise typer.Exit(1)
         dlq.audit(conn, _actor(), "tokens.revoke", token_id)
     console.print("revoked")
+
+
+@sources_cli.command("list")
+def sources_list(as_json: JsonOpt = False) -> None:
+    """Configured sources; a flagged one needs its vendor credentials re-authorized."""
+    settings = get_settings()
+    with _engine().connect() as conn:
+        rows = flags.statuses(conn, load_sources(settings.config, settings.secrets_file))
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("source", "connector", "needs re-authorization", "reason")
+    for r in rows:
+        table.add_row(r["name"], r["connector"], "YES" if r["needs_reauth"] else "", r["reason"] or "")
+    console.print(table)
+
+
+@sources_cli.command("clear-flag")
+def sources_clear_flag(name: str) -> None:
+    """Clear a source's re-authorization flag once its credentials are fixed."""
+    with _engine().begin() as conn:
+        if not flags.clear(conn, name):
+            err.print(f"[red]source {name} is not flagged[/]")
+            raise typer.Exit(1)
+        dlq.audit(conn, _actor(), "sources.clear_flag", name)
+    console.print(f"{name}: flag cleared")

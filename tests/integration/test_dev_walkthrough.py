@@ -41,6 +41,9 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
                  timeout=60, what="hookyard dev to answer")
         assert (tmp_path / "hookyard.toml").exists() and (tmp_path / ".hookyard" / "secrets.env").exists()
         url = f"http://127.0.0.1:{port}"
+        listed = hookyard(tmp_path, "sources", "list")
+        assert {(s["name"], s["needs_reauth"]) for s in listed} == {
+            ("shop", False), ("payments", False), ("github", False), ("svix", False)}
         sent = hookyard(tmp_path, "send", "shop", "--sample", "--url", url, "--count", "2")
         assert [r["status"] for r in sent] == [200, 200]
         wait_for(lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done", "done"],

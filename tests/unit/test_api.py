@@ -14,8 +14,9 @@ from starlette.routing import Mount
 
 from events import tokens
 from events.api import create_api
-from events.db import ACCEPTED, audit_log, events, utcnow
+from events.db import ACCEPTED, audit_log, events, source_flags, utcnow
 from events.ids import new_event_id
+from events.sources import Source
 from workers import processing
 
 
@@ -144,3 +145,23 @@ def test_openapi_document_is_served(client: Client) -> None:
     """The API describes itself without a token."""
     doc = client.get("/v1/openapi.json").json()
     assert "/dead-letters/replay" in doc["paths"]
+
+
+def test_flagged_source_is_shown_and_cleared_by_a_writer(engine: Engine) -> None:
+    """A source flagged for re-authorization shows in /v1/sources; only a write token clears it."""
+    sources = {"shop": Source("shop", "shopify", ("s",))}
+    api = create_api(engine, sources, publish=record_publish)
+    client = Client(Starlette(routes=[Mount("/v1", app=api)]))
+    with engine.begin() as conn:
+        conn.execute(insert(source_flags).values(source="shop", needs_reauth=True, reason="401 from vendor",
+                                                 flagged_at=utcnow()))
+    read, write = token(engine, "read"), token(engine, "write")
+    [shop] = client.get("/v1/sources", headers=read).json()
+    assert (shop["name"], shop["needs_reauth"], shop["reason"]) == ("shop", True, "401 from vendor")
+    assert client.request("DELETE", "/v1/sources/shop/flag", headers=read).status_code == 403
+    assert client.request("DELETE", "/v1/sources/shop/flag", headers=write).status_code == 200
+    assert client.get("/v1/sources", headers=read).json()[0]["needs_reauth"] is False
+    again = client.request("DELETE", "/v1/sources/shop/flag", headers=write)
+    assert (again.status_code, again.json()["error"]) == (404, "not_found")
+    with engine.connect() as conn:
+        assert conn.execute(select(audit_log.c.action)).scalars().all()[-1] == "sources.clear_flag"
