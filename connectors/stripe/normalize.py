@@ -57,21 +57,24 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
 
 def _payment_intent(data: dict[str, Any]) -> list[Record]:
     amount = data.get("amount_received") if data.get("status") == "succeeded" else data.get("amount")
-    total = minor_units(amount, data.get("currency"))
-    if total is None:
-        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
-                             f"in currency {data.get('currency')!r} is not a usable amount")
+    total = _amount(data, amount)
     return [Payment(external_id=text(data.get("id")), amount=total,
                     status=text(data.get("status")) or "unknown", customer_id=text(data.get("customer")),
                     created_at=parse_time(data.get("created")))]
 
 
+def _amount(data: dict[str, Any], amount: Any) -> Money:
+    """The object's amount as Money; a known payment object without a usable one is InvalidPayload."""
+    total = minor_units(amount, data.get("currency"))
+    if total is None:
+        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {amount!r} "
+                             f"in currency {data.get('currency')!r} is not a usable amount")
+    return total
+
+
 def _charge(data: dict[str, Any]) -> list[Record]:
     """A charge is one attempt at a PaymentIntent: it updates the payment keyed by the intent."""
-    total = minor_units(data.get("amount"), data.get("currency"))
-    if total is None:
-        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
-                             f"in currency {data.get('currency')!r} is not a usable amount")
+    total = _amount(data, data.get("amount"))
     status = "refunded" if data.get("refunded") else text(data.get("status")) or "unknown"
     return [Payment(external_id=text(data.get("payment_intent")) or text(data.get("id")), amount=total,
                     status=status, customer_id=text(data.get("customer")),
@@ -79,10 +82,7 @@ def _charge(data: dict[str, Any]) -> list[Record]:
 
 
 def _refund(data: dict[str, Any]) -> list[Record]:
-    total = minor_units(data.get("amount"), data.get("currency"))
-    if total is None:
-        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {data.get('amount')!r} "
-                             f"in currency {data.get('currency')!r} is not a usable amount")
+    total = _amount(data, data.get("amount"))
     return [Refund(external_id=text(data.get("id")), amount=total,
                    payment_id=text(data.get("payment_intent")) or text(data.get("charge")),
                    status=text(data.get("status")), created_at=parse_time(data.get("created")))]
