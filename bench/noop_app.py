@@ -11,8 +11,8 @@ import os
 
 from celery import Celery
 
+from events.queue import celery_config
 from events.settings import Settings
-from workers.app import celery_config
 
 NOOP_TASK = "bench.noop"
 NOOP_QUEUE = "bench.noop"

@@ -166,8 +166,8 @@ def _drain(stack: Stack, index: int, queue: str, total: int, done: Any, window_s
 
 
 def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log: Any) -> dict[str, Any]:
-    from workers.app import app as hookyard_app
-    from workers.constants import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import app as hookyard_app
 
     out: dict[str, Any] = {"events": count, "concurrency": concurrency, "pool": "prefork",
                            "prefetch_multiplier": 1, "acks_late": True, "window_s": window_s}

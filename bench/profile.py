@@ -37,8 +37,8 @@ def record(pid: int, seconds: float, out: Path, subprocesses: bool = False) -> s
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-PROJECT = ("events/", "workers/", "connectors/", "schemas/")
-PLUMBING = ("events/cli.py",)
+PROJECT = ("ops/", "events/", "workers/", "connectors/", "schemas/")
+PLUMBING = ("ops/cli.py",)
 
 
 def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
@@ -109,8 +109,7 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
     finally:
         stack.stop(web)
     # worker draining a backlog
-    from workers.app import app
-    from workers.constants import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK, app
 
     stack.reset_data()
     ids = phases.preload_inbox(stack, events)

@@ -126,7 +126,7 @@ class Stack:
 
     def start_hookyard_web(self, workers: int = 1, **env: str) -> tuple[Proc, int]:
         role = "hookyard-ingress" if workers == 1 else f"hookyard-ingress-x{workers}"
-        return self._serve(role, [PY, "-m", "events.cli", "web", "--workers", str(workers)], **env)
+        return self._serve(role, [PY, "-m", "ops.cli", "web", "--workers", str(workers)], **env)
 
     def start_baseline(self) -> tuple[Proc, int]:
         return self._serve("baseline-ingress", [*UVICORN, "bench.baseline_app:app"],
@@ -137,7 +137,7 @@ class Stack:
         return self._serve("bare-asgi", [*UVICORN, "bench.bare_app:app"])
 
     def start_hookyard_worker(self, concurrency: int, **env: str) -> Proc:
-        proc = self.spawn("hookyard-worker", [PY, "-m", "events.cli", "worker", "--concurrency",
+        proc = self.spawn("hookyard-worker", [PY, "-m", "ops.cli", "worker", "--concurrency",
                                               str(concurrency), "--queues", "hookyard.shopify"], **env)
         return proc
 

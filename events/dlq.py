@@ -14,15 +14,15 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, delete, func, or_, select, update
 
 from connectors import registry
+from events import audit
 from events.db import (
     ACCEPTED,
     DEAD,
     PURGED,
     attempts,
-    audit_log,
     dead_letters,
     event_dict,
     events,
@@ -190,11 +190,6 @@ def purge(conn: Connection, filters: Filters, older_than: timedelta | None) -> i
     return len(ids)
 
 
-def audit(conn: Connection, actor: str, action: str, target: str | None, details: Any = None) -> None:
-    conn.execute(insert(audit_log).values(at=utcnow(), actor=actor, action=action, target=target,
-                                          details=details))
-
-
 def parse_duration(text: str) -> timedelta:
     """`90s`, `15m`, `12h`, `30d`, `2w` → timedelta."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -225,7 +220,7 @@ def replay(engine: Engine, targets: Sequence[tuple[str, str]], *, publish: Publi
             now = utcnow()
             moved = [(event_id, vendor) for event_id, vendor in chunk if replay_one(conn, event_id, now)]
             if moved:
-                audit(conn, actor, "dlq.replay", None, {"event_ids": [e for e, _ in moved]})
+                audit.record(conn, actor, "dlq.replay", None, {"event_ids": [e for e, _ in moved]})
         if moved:
             publish(moved)  # if this fails the relay publishes them: they are `accepted` now
         replayed += len(moved)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import structlog
 
 from events import metrics
-from workers.app import publish
+from events.queue import publish
 
 log = structlog.get_logger()
 

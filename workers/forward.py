@@ -11,7 +11,7 @@ from events.sources import Forward
 from schemas.envelope import Envelope
 from schemas.errors import PermanentError, ReauthorizationRequired, TransientError
 from schemas.records import Record
-from workers.retry import Verdict, classify_status, delay_from_headers
+from schemas.retry import Verdict, classify_status, delay_from_headers
 
 
 def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Sequence[Record]) -> None:

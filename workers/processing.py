@@ -39,13 +39,13 @@ from events.db import (
     source_flags,
     utcnow,
 )
+from events.queue import PROCESS_TASK
 from events.sources import Source
 from schemas.envelope import Envelope
 from schemas.errors import TransientError
 from schemas.records import Record
-from workers.constants import PROCESS_TASK
+from schemas.retry import RetryPolicy, Verdict, classify
 from workers.forward import forward
-from workers.retry import RetryPolicy, Verdict, classify
 
 log = structlog.get_logger()
 

@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import Engine, update
 
 from events.db import events, utcnow
-from workers.app import publish
+from events.queue import publish
 from workers.processing import due_for_relay
 
 log = structlog.get_logger()

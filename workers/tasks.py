@@ -13,12 +13,11 @@ from sqlalchemy import Engine
 
 from connectors import registry
 from events.db import make_engine
-from events.logging import configure_logging
+from events.log import configure_logging
+from events.queue import PROCESS_TASK, RELAY_TASK, RETENTION_TASK, app
 from events.settings import get_settings
 from events.sources import load_sources
 from workers import processing
-from workers.app import app
-from workers.constants import PROCESS_TASK, RELAY_TASK, RETENTION_TASK
 from workers.relay import relay as run_relay
 from workers.retention import prune
 

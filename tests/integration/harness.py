@@ -24,7 +24,7 @@ from connectors.base import SignedRequest
 from events.db import events, make_engine, records
 from events.migrate import upgrade
 
-HOOKYARD = [sys.executable, "-m", "events.cli"]
+HOOKYARD = [sys.executable, "-m", "ops.cli"]
 
 
 @dataclass

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def hookyard(cwd: Path, *args: str) -> Any:
     """Run a hookyard command in cwd with --json; its parsed output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-    result = subprocess.run([sys.executable, "-m", "events.cli", *args, "--json"], cwd=cwd, env=env,
+    result = subprocess.run([sys.executable, "-m", "ops.cli", *args, "--json"], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     return orjson.loads(result.stdout)
@@ -34,7 +34,7 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
     log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen([sys.executable, "-m", "events.cli", "dev", "--port", str(port)], cwd=tmp_path,
+    dev = subprocess.Popen([sys.executable, "-m", "ops.cli", "dev", "--port", str(port)], cwd=tmp_path,
                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,

@@ -12,11 +12,11 @@ from sqlalchemy import Engine, func, insert, select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from events import tokens
-from events.api import create_api
 from events.db import ACCEPTED, audit_log, events, source_flags, utcnow
 from events.ids import new_event_id
 from events.sources import Source
+from ops import tokens
+from ops.api import create_api
 from workers import processing
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "events.cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
 
 

@@ -83,7 +83,7 @@ def site(tmp_path: Path) -> Path:
 
 def test_installed_example_is_listed_next_to_the_built_ins(site: Path, tmp_path: Path) -> None:
     """`hookyard connectors list --json` shows acme from acme-connector beside hookyard's own."""
-    result = subprocess.run([sys.executable, "-m", "events.cli", "connectors", "list", "--json"],
+    result = subprocess.run([sys.executable, "-m", "ops.cli", "connectors", "list", "--json"],
                             cwd=tmp_path, env=_env(site), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     rows = orjson.loads(result.stdout)

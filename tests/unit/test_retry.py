@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy.exc
 
 from schemas.errors import MalformedError, PermanentError, ReauthorizationRequired, TransientError
-from workers.retry import RetryPolicy, Verdict, classify, delay_from_headers, parse_retry_after
+from schemas.retry import RetryPolicy, Verdict, classify, delay_from_headers, parse_retry_after
 
 NOW = 1_800_000_000.0
 

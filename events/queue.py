@@ -1,4 +1,8 @@
-"""The Celery application, configured from settings when first used."""
+"""The queue: the Celery application, queue and task names, and `publish`.
+
+Both sides of the broker use this module: the ingress and the relay publish event ids, the workers
+consume them. It names tasks by string, so it never imports `workers`.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,20 @@ import structlog
 from celery import Celery
 
 from events.settings import Settings, get_settings
-from workers.constants import (
-    MAINTENANCE_QUEUE,
-    PROCESS_BATCH_MAX,
-    PROCESS_TASK,
-    RELAY_TASK,
-    RETENTION_TASK,
-    vendor_queue,
-)
 
 log = structlog.get_logger()
+
+QUEUE_PREFIX = "hookyard."
+MAINTENANCE_QUEUE = "hookyard.maintenance"
+
+PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
+PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
+RELAY_TASK = "hookyard.maintenance.relay"
+RETENTION_TASK = "hookyard.maintenance.retention"
+
+
+def vendor_queue(vendor: str) -> str:
+    return f"{QUEUE_PREFIX}{vendor}"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

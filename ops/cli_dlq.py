@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events import dlq, flags, tokens
+from events import audit, dlq, flags
 from events.db import make_engine, utcnow
+from events.queue import publish
 from events.settings import get_settings
 from events.sources import load_sources
+from ops import tokens
 from schemas.errors import HookyardError
-from workers.app import publish
 
 dlq_cli = typer.Typer(help="Dead letters: list, show, edit, replay, purge.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="Operator API tokens.", no_args_is_help=True)
@@ -105,7 +106,7 @@ def dlq_edit(event_id: str,
     try:
         with engine.begin() as conn:
             payload = dlq.edit(conn, event_id, pairs, utcnow())
-            dlq.audit(conn, _actor(), "dlq.edit", event_id, {"set": dict(pairs)})
+            audit.record(conn, _actor(), "dlq.edit", event_id, {"set": dict(pairs)})
     except dlq.EditRejected as exc:
         err.print(f"[red]not saved:[/] {exc}")
         raise typer.Exit(1) from None
@@ -188,7 +189,7 @@ def dlq_purge(where: Annotated[bool, typer.Option("--where", help="Select by the
             raise typer.Exit(1)
     with engine.begin() as conn:
         purged = dlq.purge(conn, filters, age)
-        dlq.audit(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})
+        audit.record(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})
     _print_json({"purged": purged}) if as_json else console.print(f"purged {purged} dead letter(s)")
 
 
@@ -201,7 +202,7 @@ def tokens_create(name: Annotated[str, typer.Option(help="Who or what uses it.")
         raise typer.BadParameter(f"scope must be one of {', '.join(tokens.SCOPES)}")
     with _engine().begin() as conn:
         token = tokens.create(conn, name, scope)
-        dlq.audit(conn, _actor(), "tokens.create", name, {"scope": scope})
+        audit.record(conn, _actor(), "tokens.create", name, {"scope": scope})
     _print_json({"token": token, "name": name, "scope": scope}) if as_json else console.print(token)
 
 
@@ -227,7 +228,7 @@ def tokens_revoke(token_id: str) -> None:
         if not tokens.revoke(conn, token_id):
             err.print(f"[red]no active token {token_id}[/]")
             raise typer.Exit(1)
-        dlq.audit(conn, _actor(), "tokens.revoke", token_id)
+        audit.record(conn, _actor(), "tokens.revoke", token_id)
     console.print("revoked")
 
 
@@ -253,5 +254,5 @@ def sources_clear_flag(name: str) -> None:
         if not flags.clear(conn, name):
             err.print(f"[red]source {name} is not flagged[/]")
             raise typer.Exit(1)
-        dlq.audit(conn, _actor(), "sources.clear_flag", name)
+        audit.record(conn, _actor(), "sources.clear_flag", name)
     console.print(f"{name}: flag cleared")

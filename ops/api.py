@@ -13,10 +13,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 
-from events import dlq, flags, tokens
+from events import audit, dlq, flags
 from events.db import event_dict, events, utcnow
+from events.queue import publish
 from events.sources import Source
-from workers.app import publish
+from ops import tokens
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -108,7 +109,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
         try:
             with engine.begin() as conn:
                 payload = dlq.edit(conn, event_id, body.set.items(), utcnow())
-                dlq.audit(conn, f"api:{who.name}", "dlq.edit", event_id, {"set": body.set})
+                audit.record(conn, f"api:{who.name}", "dlq.edit", event_id, {"set": body.set})
         except dlq.EditRejected as exc:
             raise ApiError(422, "invalid_payload", str(exc)) from None
         return {"event_id": event_id, "payload": payload}
@@ -133,7 +134,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
             raise ApiError(400, "invalid_duration", str(exc)) from None
         with engine.begin() as conn:
             purged = dlq.purge(conn, body.where, age)
-            dlq.audit(conn, f"api:{who.name}", "dlq.purge", None,
+            audit.record(conn, f"api:{who.name}", "dlq.purge", None,
                       {"purged": purged, "older_than": body.older_than})
         return {"purged": purged}
 
@@ -155,7 +156,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
         with engine.begin() as conn:
             if not flags.clear(conn, name):
                 raise ApiError(404, "not_found", f"source {name!r} is not flagged")
-            dlq.audit(conn, f"api:{who.name}", "sources.clear_flag", name)
+            audit.record(conn, f"api:{who.name}", "sources.clear_flag", name)
         return {"name": name, "needs_reauth": False}
 
     return api

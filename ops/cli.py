@@ -22,11 +22,11 @@ from sqlalchemy.engine import make_url
 
 from connectors import registry
 from connectors.base import Signer
-from events.cli_ops import dlq_cli, sources_cli, tokens_cli
 from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
+from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from schemas.errors import ConfigError
 
 cli = typer.Typer(help="Hookyard: verified webhooks, durable inbox, reliable Celery workers.",
@@ -116,12 +116,12 @@ def web(
     import uvicorn
 
     _sources()  # refuse to start on a bad config, before binding the port
-    uvicorn.run("events.app:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("ops.web:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, loop="auto", http="auto", lifespan="on")
 
 
 def worker_queues() -> list[str]:
-    from workers.constants import MAINTENANCE_QUEUE, vendor_queue
+    from events.queue import MAINTENANCE_QUEUE, vendor_queue
 
     vendors = sorted({s.connector for s in _sources().values()})
     return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
@@ -135,7 +135,7 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
 ) -> None:
     """Run a Celery worker on the vendor queues."""
-    from workers.app import app
+    from events.queue import app
 
     settings = get_settings()
     argv = ["worker", "--loglevel", "INFO", "--pool", pool,
@@ -150,7 +150,7 @@ def worker(
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
-    from workers.app import app
+    from events.queue import app
 
     DATA_DIR.mkdir(exist_ok=True)
     app.start(["beat", "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")])
@@ -167,7 +167,7 @@ def dev(
     get_settings.cache_clear()
     _sources()
     migrate()
-    base = [sys.executable, "-m", "events.cli"]
+    base = [sys.executable, "-m", "ops.cli"]
     children = [
         subprocess.Popen([*base, "web", "--port", str(port)]),
         subprocess.Popen([*base, "worker", "--beat", "--concurrency", "2"]),

@@ -15,15 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from events.api import create_api
 from events.db import make_async_engine, make_engine
 from events.inbox import Inbox
 from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
-from events.logging import configure_logging
+from events.log import configure_logging
 from events.publisher import Publisher
+from events.queue import connect_publisher
 from events.settings import Settings, get_settings
 from events.sources import load_sources
-from workers.app import connect_publisher
+from ops.api import create_api
 
 log = structlog.get_logger()
 
@@ -84,7 +84,7 @@ class HookyardApp:
 
 
 def create_app() -> Any:
-    """Factory for uvicorn (`--factory events.app:create_app`)."""
+    """Factory for uvicorn (`--factory ops.web:create_app`)."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     return HookyardApp(settings)
