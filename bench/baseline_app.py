@@ -23,8 +23,13 @@ from fastapi import FastAPI, Header, HTTPException, Request
 SECRET = os.environ.get("BENCH_BASELINE_SECRET", "").encode()
 
 celery_app = Celery("baseline", broker=os.environ.get("BENCH_BASELINE_BROKER", "redis://127.0.0.1:6379/11"))
-celery_app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True,
-                       task_acks_late=True, worker_prefetch_multiplier=1)
+celery_app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+)
 
 
 @celery_app.task(name="baseline.process_shopify_webhook")

@@ -66,11 +66,11 @@ class Conn(asyncio.Protocol):
             self.waiter = None
             return
         stop = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17: stop if stop > 0 else None])
+        length = int(head[at + 17 : stop if stop > 0 else None])
         total = end + 4 + length
         if len(self.buf) < total:
             return
-        body = bytes(self.buf[end + 4: total])
+        body = bytes(self.buf[end + 4 : total])
         del self.buf[:total]
         waiter, self.waiter = self.waiter, None
         waiter.set_result((int(head[9:12]), body))  # type: ignore[union-attr]
@@ -117,13 +117,22 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 def summarize(stats: Stats, duration_s: float, **extra: Any) -> dict[str, Any]:
     lat = sorted(stats.latencies)
     ok = sum(n for s, n in stats.statuses.items() if 200 <= s < 300)
-    ms = {f"p{k}_ms": (None if (v := percentile(lat, q)) is None else round(v * 1000, 3))
-          for k, q in (("50", 0.50), ("90", 0.90), ("99", 0.99), ("999", 0.999), ("100", 1.0))}
+    ms = {
+        f"p{k}_ms": (None if (v := percentile(lat, q)) is None else round(v * 1000, 3))
+        for k, q in (("50", 0.50), ("90", 0.90), ("99", 0.99), ("999", 0.999), ("100", 1.0))
+    }
     bad = sum(n for s, n in stats.statuses.items() if not 200 <= s < 300)
-    return {"duration_s": round(duration_s, 3), "completed": len(lat), "ok": ok,
-            "ok_per_s": round(ok / duration_s, 1) if duration_s else None,
-            "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
-            "errors": bad + sum(stats.errors.values()), "error_kinds": stats.errors, **ms, **extra}
+    return {
+        "duration_s": round(duration_s, 3),
+        "completed": len(lat),
+        "ok": ok,
+        "ok_per_s": round(ok / duration_s, 1) if duration_s else None,
+        "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
+        "errors": bad + sum(stats.errors.values()),
+        "error_kinds": stats.errors,
+        **ms,
+        **extra,
+    }
 
 
 class Pool:
@@ -206,14 +215,17 @@ async def open_loop(spec: dict[str, Any], pool: Pool) -> dict[str, Any]:
 
     await asyncio.gather(*(run(c) for c in conns))
     elapsed = time.perf_counter() - start
-    return summarize(stats, elapsed, offered_per_s=rate, offered=total, unsent_overload=unsent,
-                     inline_built=pool.inline)
+    return summarize(
+        stats, elapsed, offered_per_s=rate, offered=total, unsent_overload=unsent, inline_built=pool.inline
+    )
 
 
 async def storm(spec: dict[str, Any], pool: Pool) -> dict[str, Any]:
     copies, deliveries = spec["copies"], spec["deliveries"]
-    groups = [[await connect(spec["host"], spec["port"]) for _ in range(copies)]
-              for _ in range(spec["connections"] // copies)]
+    groups = [
+        [await connect(spec["host"], spec["port"]) for _ in range(copies)]
+        for _ in range(spec["connections"] // copies)
+    ]
     stats = Stats()
     todo = iter(range(deliveries))
     start = time.perf_counter()

@@ -51,8 +51,9 @@ class Proc:
 def spawn(role: str, argv: list[str], env: dict[str, str], cwd: Path, log_dir: Path) -> Proc:
     log = log_dir / f"{role}.log"
     with log.open("ab") as sink:
-        popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        popen = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return Proc(role, popen, log)
 
 
@@ -135,8 +136,9 @@ class CpuMeter:
         self.roles = roles
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
-        snap = {role: _cpu(proc.tree() if isinstance(proc, Proc) else proc)
-                for role, proc in self.roles.items()}
+        snap = {
+            role: _cpu(proc.tree() if isinstance(proc, Proc) else proc) for role, proc in self.roles.items()
+        }
         snap.update({name: _cpu(procs) for name, procs in service_procs().items()})
         t = psutil.cpu_times()
         snap["_machine"] = {0: t.user + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + t.nice}
@@ -150,8 +152,10 @@ class CpuMeter:
     def __exit__(self, *exc: object) -> None:
         after = self._snapshot()
         self.wall_s = time.perf_counter() - self.t0
-        used = {k: sum(max(0.0, v - self.before.get(k, {}).get(pid, 0.0)) for pid, v in pids.items())
-                for k, pids in after.items()}
+        used = {
+            k: sum(max(0.0, v - self.before.get(k, {}).get(pid, 0.0)) for pid, v in pids.items())
+            for k, pids in after.items()
+        }
         machine = used.pop("_machine")
         used["other (not this benchmark)"] = max(0.0, machine - sum(used.values()))
         self.cores = {k: round(v / self.wall_s, 2) for k, v in used.items()}

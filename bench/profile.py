@@ -30,8 +30,21 @@ def pyspy() -> str:
 
 
 def record(pid: int, seconds: float, out: Path, subprocesses: bool = False) -> subprocess.Popen[bytes]:
-    args = [pyspy(), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-            "--format", "raw", "--output", str(out), "--nonblocking"]
+    args = [
+        pyspy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    ]
     if subprocesses:
         args.append("--subprocesses")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -63,8 +76,12 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
     def pct(c: Counter[str]) -> list[tuple[str, float]]:
         return [(f, round(100 * n / total, 1)) for f, n in c.most_common(top)] if total else []
 
-    return {"samples": total, "self": pct(leaf), "self_by_library": pct(library),
-            "project_inclusive": pct(project)}
+    return {
+        "samples": total,
+        "self": pct(leaf),
+        "self_by_library": pct(library),
+        "project_inclusive": pct(project),
+    }
 
 
 def _path(frame: str) -> str:
@@ -90,8 +107,9 @@ def _short(frame: str) -> str:
     return f"{name} ({path})" if path else name
 
 
-def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir: Path,
-        log: Any) -> dict[str, Any]:
+def run(
+    stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir: Path, log: Any
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
     # ingress at saturation
@@ -100,11 +118,20 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
     try:
         raw = out_dir / "ingress.txt"
         spy = record(web.pid, seconds, raw)
-        load = phases.load(stack, port, {"mode": "closed", "connections": 64, "warmup_s": 0.5,
-                                         "duration_s": seconds, "pool": int(seconds * 3000)}, {"server": web})
+        load = phases.load(
+            stack,
+            port,
+            {
+                "mode": "closed",
+                "connections": 64,
+                "warmup_s": 0.5,
+                "duration_s": seconds,
+                "pool": int(seconds * 3000),
+            },
+            {"server": web},
+        )
         spy.wait(timeout=60)
-        result["ingress"] = {"load": {k: load[k] for k in ("ok_per_s", "p50_ms", "p99_ms")},
-                             **summarize(raw)}
+        result["ingress"] = {"load": {k: load[k] for k in ("ok_per_s", "p50_ms", "p99_ms")}, **summarize(raw)}
         log(f"  profiled ingress: {load['ok_per_s']:.0f} ok/s under py-spy → {raw}")
     finally:
         stack.stop(web)
@@ -118,8 +145,11 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
     client.close()
     worker = stack.start_hookyard_worker(concurrency)
     try:
-        wait_for(lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < messages, timeout=60,
-                 what="the worker to start")
+        wait_for(
+            lambda: stack.queue_length(HOOKYARD_DB, phases.HOOKYARD_QUEUE) < messages,
+            timeout=60,
+            what="the worker to start",
+        )
         raw = out_dir / "worker.txt"
         spy = record(worker.pid, seconds, raw, subprocesses=True)
         spy.wait(timeout=60)
@@ -134,9 +164,11 @@ def run(stack: Stack, *, seconds: float, events: int, concurrency: int, out_dir:
 def print_summary(result: dict[str, Any]) -> None:
     for name, data in result.items():
         print(f"\nPROFILE {name}: {data.get('samples')} samples (py-spy, 200 Hz, idle excluded)")
-        for title, key, n in (("self time by library", "self_by_library", 12),
-                              ("self time (leaf frames)", "self", 15),
-                              ("inclusive time of Hookyard functions", "project_inclusive", 20)):
+        for title, key, n in (
+            ("self time by library", "self_by_library", 12),
+            ("self time (leaf frames)", "self", 15),
+            ("inclusive time of Hookyard functions", "project_inclusive", 20),
+        ):
             print(f"  {title}:")
             for frame, pct in data.get(key, [])[:n]:
                 print(f"    {pct:5.1f}%  {frame}")

@@ -27,35 +27,61 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     hy, bl = ing.get("hookyard", {}), ing.get("baseline", {})
     if hy.get("saturation") and bl.get("saturation"):
         ratio = _ratio(hy["saturation"]["ok_per_s"], bl["saturation"]["ok_per_s"])
-        persisted = all(r.get("persisted", {}).get("all") for r in
-                        [hy["saturation"], *hy.get("rates", {}).values()])
-        out.append({"target": "ingress ≥ 5× baseline accepted/s at saturation, persisting every event",
-                    "value": f"{ratio}× (every 2xx stored: {persisted})",
-                    "pass": bool(ratio and ratio >= 5 and persisted)})
+        persisted = all(
+            r.get("persisted", {}).get("all") for r in [hy["saturation"], *hy.get("rates", {}).values()]
+        )
+        out.append(
+            {
+                "target": "ingress ≥ 5× baseline accepted/s at saturation, persisting every event",
+                "value": f"{ratio}× (every 2xx stored: {persisted})",
+                "pass": bool(ratio and ratio >= 5 and persisted),
+            }
+        )
     r2000 = hy.get("rates", {}).get("2000")
     if r2000:
-        ok = r2000["p99_ms"] is not None and r2000["p99_ms"] <= 20 and r2000["errors"] == 0 \
+        ok = (
+            r2000["p99_ms"] is not None
+            and r2000["p99_ms"] <= 20
+            and r2000["errors"] == 0
             and r2000["unsent_overload"] == 0
-        out.append({"target": "ingress p99 ≤ 20 ms at 2,000 req/s offered, no errors",
-                    "value": f"p99 {r2000['p99_ms']} ms, {r2000['ok_per_s']:.0f} ok/s, "
-                             f"errors {r2000['errors']}", "pass": ok})
+        )
+        out.append(
+            {
+                "target": "ingress p99 ≤ 20 ms at 2,000 req/s offered, no errors",
+                "value": f"p99 {r2000['p99_ms']} ms, {r2000['ok_per_s']:.0f} ok/s, errors {r2000['errors']}",
+                "pass": ok,
+            }
+        )
     wk = results.get("workers")
     if wk and "ratio" in wk:
-        out.append({"target": "workers ≥ 70% of bare Celery no-op throughput",
-                    "value": f"{wk['ratio'] * 100:.0f}% ({wk['hookyard']['per_s']:.0f} vs "
-                             f"{wk['noop']['per_s']:.0f}/s)", "pass": wk["ratio"] >= 0.70})
+        out.append(
+            {
+                "target": "workers ≥ 70% of bare Celery no-op throughput",
+                "value": f"{wk['ratio'] * 100:.0f}% ({wk['hookyard']['per_s']:.0f} vs "
+                f"{wk['noop']['per_s']:.0f}/s)",
+                "pass": wk["ratio"] >= 0.70,
+            }
+        )
     e2e = results.get("e2e", {}).get("e2e")
     if e2e:
         p99 = e2e["latency"]["p99_ms"]
-        out.append({"target": f"end-to-end p99 ≤ 250 ms at {e2e['offered_per_s']} events/s",
-                    "value": f"p99 {p99} ms (p50 {e2e['latency']['p50_ms']} ms)",
-                    "pass": p99 is not None and p99 <= 250 and e2e["http"]["errors"] == 0})
+        out.append(
+            {
+                "target": f"end-to-end p99 ≤ 250 ms at {e2e['offered_per_s']} events/s",
+                "value": f"p99 {p99} ms (p50 {e2e['latency']['p50_ms']} ms)",
+                "pass": p99 is not None and p99 <= 250 and e2e["http"]["errors"] == 0,
+            }
+        )
     storm = results.get("e2e", {}).get("storm")
     if storm:
-        out.append({"target": "redelivery storm: zero duplicate effects",
-                    "value": f"{storm['deliveries']} deliveries × {storm['copies']} → "
-                             f"{storm['event_rows']} rows, {storm['order_effects']} effects",
-                    "pass": storm["ok"]})
+        out.append(
+            {
+                "target": "redelivery storm: zero duplicate effects",
+                "value": f"{storm['deliveries']} deliveries × {storm['copies']} → "
+                f"{storm['event_rows']} rows, {storm['order_effects']} effects",
+                "pass": storm["ok"],
+            }
+        )
     return out
 
 
@@ -63,14 +89,20 @@ def table(results: dict[str, Any]) -> str:
     lines: list[str] = []
     add = lines.append
     m = results["machine"]
-    add(f"Hookyard benchmark · {results['started_at']} · {m['cpu']} × {m['cores']} cores, "
-        f"{m['memory_gb']} GB · Python {m['python']} · {m['postgres']} · Redis {m['redis']}")
-    add(f"machine load before the run (1-min loadavg): {m['loadavg_before']}; "
-        "the load generator runs on the same 2 cores as everything it measures")
+    add(
+        f"Hookyard benchmark · {results['started_at']} · {m['cpu']} × {m['cores']} cores, "
+        f"{m['memory_gb']} GB · Python {m['python']} · {m['postgres']} · Redis {m['redis']}"
+    )
+    add(
+        f"machine load before the run (1-min loadavg): {m['loadavg_before']}; "
+        "the load generator runs on the same 2 cores as everything it measures"
+    )
     ceil = results.get("loadgen_ceiling")
     if ceil:
-        add(f"load generator ceiling (bare ASGI, same requests, 64 conns): {ceil['ok_per_s']:,.0f} req/s "
-            f"(cores: {_cores(ceil)})")
+        add(
+            f"load generator ceiling (bare ASGI, same requests, 64 conns): {ceil['ok_per_s']:,.0f} req/s "
+            f"(cores: {_cores(ceil)})"
+        )
     ing = results.get("ingress", {})
     if ing:
         hy, bl = ing.get("hookyard", {}), ing.get("baseline", {})
@@ -78,32 +110,47 @@ def table(results: dict[str, Any]) -> str:
         add("INGRESS  signed Shopify orders/create, ~1.46 KB bodies, each delivery distinct")
         add(f"{'':24}{'hookyard':>40}{'baseline (FastAPI+.delay)':>40}{'ratio':>8}")
         rows = [("saturation, 64 conns", hy.get("saturation"), bl.get("saturation"))]
-        rows += [(f"offered {int(r):,}/s", hy.get("rates", {}).get(r), bl.get("rates", {}).get(r))
-                 for r in sorted(set(hy.get("rates", {})) | set(bl.get("rates", {})), key=int)]
+        rows += [
+            (f"offered {int(r):,}/s", hy.get("rates", {}).get(r), bl.get("rates", {}).get(r))
+            for r in sorted(set(hy.get("rates", {})) | set(bl.get("rates", {})), key=int)
+        ]
         for label, a, b in rows:
-            add(f"{label:24}{_cell(a):>40}{_cell(b):>40}"
-                f"{_f(_ratio(a and a['ok_per_s'], b and b['ok_per_s']), 2) + '×':>8}")
+            add(
+                f"{label:24}{_cell(a):>40}{_cell(b):>40}"
+                f"{_f(_ratio(a and a['ok_per_s'], b and b['ok_per_s']), 2) + '×':>8}"
+            )
         add(f"{'':24}{'(2xx per s · p50/p99/p99.9 ms · errors + not sent in time)':>80}")
         for name, side in (("hookyard", hy), ("baseline", bl)):
             p = (side.get("saturation") or {}).get("persisted")
             if p:
-                add(f"  {name}: after saturation {p['answered_2xx']:,} answered 2xx → "
-                    + (f"{p['rows']:,} rows committed, {p['published']:,} ids published "
-                       f"(publisher drained {p['publish_drain_s']} s after the load)"
-                       if name == "hookyard" else f"{p['messages']:,} messages in Redis, nothing stored"))
+                add(
+                    f"  {name}: after saturation {p['answered_2xx']:,} answered 2xx → "
+                    + (
+                        f"{p['rows']:,} rows committed, {p['published']:,} ids published "
+                        f"(publisher drained {p['publish_drain_s']} s after the load)"
+                        if name == "hookyard"
+                        else f"{p['messages']:,} messages in Redis, nothing stored"
+                    )
+                )
             s = side.get("saturation")
             if s:
                 add(f"  {name}: cores used at saturation: {_cores(s)}")
     wk = results.get("workers")
     if wk:
         add("")
-        add(f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
-            f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s")
-        for label, key, unit in (("hookyard process (≤10 ids/msg)", "hookyard", "events"),
-                                 ("bare Celery no-op", "noop", "tasks")):
+        add(
+            f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
+            f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s"
+        )
+        for label, key, unit in (
+            ("hookyard process (≤10 ids/msg)", "hookyard", "events"),
+            ("bare Celery no-op", "noop", "tasks"),
+        ):
             w = wk[key]
-            add(f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
-                f"cores {_cores(w)})")
+            add(
+                f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
+                f"cores {_cores(w)})"
+            )
         add(f"  ratio: {wk['ratio'] * 100:.0f}%")
     e2e = results.get("e2e", {})
     if e2e.get("e2e"):
@@ -112,26 +159,36 @@ def table(results: dict[str, Any]) -> str:
         add("")
         add(f"END TO END  {e['offered_per_s']}/s offered for {e['seconds']} s, ingress + worker together")
         if lat.get("unfinished"):
-            add(f"  {lat['unfinished']:,} events were still unfinished {e['drain_after_load_s']} s after the "
-                "load; they count with their age so far (so these are lower bounds)")
-        add(f"  received_at → processed_at over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
-            f"p99 {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms, max {lat['max_ms']} ms")
+            add(
+                f"  {lat['unfinished']:,} events were still unfinished {e['drain_after_load_s']} s after the "
+                "load; they count with their age so far (so these are lower bounds)"
+            )
+        add(
+            f"  received_at → processed_at over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms, p99.9 {lat['p999_ms']} ms, max {lat['max_ms']} ms"
+        )
         add(f"  HTTP: {_cell(e['http'])}; cores {_cores(e['http'])}")
     if e2e.get("storm"):
         s = e2e["storm"]
         add("")
-        add(f"REDELIVERY STORM  {s['deliveries']:,} deliveries, each sent {s['copies']}× at once "
-            f"({s['requests']:,} requests, {s['errors']} errors)")
-        add(f"  answered: {s['accepted']:,} accepted + {s['duplicates']:,} duplicates; "
+        add(
+            f"REDELIVERY STORM  {s['deliveries']:,} deliveries, each sent {s['copies']}× at once "
+            f"({s['requests']:,} requests, {s['errors']} errors)"
+        )
+        add(
+            f"  answered: {s['accepted']:,} accepted + {s['duplicates']:,} duplicates; "
             f"rows {s['event_rows']:,}; order effects (Σ version) {s['order_effects']:,}; "
-            f"duplicate effects {s['duplicate_effects']}")
+            f"duplicate effects {s['duplicate_effects']}"
+        )
     mem = results.get("memory_peak_rss")
     if mem:
         add("")
         add("MEMORY  peak RSS while under load (whole process tree / largest single process)")
         for role, peak in mem.items():
-            add(f"  {role:26} {peak['tree'] / MB:8.1f} MB / {peak['largest'] / MB:7.1f} MB "
-                f"({peak['processes']} processes)")
+            add(
+                f"  {role:26} {peak['tree'] / MB:8.1f} MB / {peak['largest'] / MB:7.1f} MB "
+                f"({peak['processes']} processes)"
+            )
     tg = results.get("targets")
     if tg:
         add("")
@@ -144,8 +201,10 @@ def table(results: dict[str, Any]) -> str:
 def _cell(r: dict[str, Any] | None) -> str:
     if not r:
         return "-"
-    return (f"{r['ok_per_s']:,.0f} · {_f(r['p50_ms'])}/{_f(r['p99_ms'])}/{_f(r['p999_ms'])} · "
-            f"{r['errors'] + r.get('unsent_overload', 0)}")
+    return (
+        f"{r['ok_per_s']:,.0f} · {_f(r['p50_ms'])}/{_f(r['p99_ms'])}/{_f(r['p999_ms'])} · "
+        f"{r['errors'] + r.get('unsent_overload', 0)}"
+    )
 
 
 def _cores(r: dict[str, Any]) -> str:

@@ -31,15 +31,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="connections at saturation")
     p.add_argument("--events", type=int, default=20000, help="events preloaded for the worker phase")
     p.add_argument("--concurrency", type=int, default=2, help="worker processes")
-    p.add_argument("--worker-window-s", type=float, default=15.0,
-                   help="measure worker throughput over at most this long")
+    p.add_argument(
+        "--worker-window-s", type=float, default=15.0, help="measure worker throughput over at most this long"
+    )
     p.add_argument("--e2e-rate", type=int, default=500)
     p.add_argument("--e2e-s", type=float, default=20.0)
-    p.add_argument("--e2e-drain-s", type=float, default=60.0,
-                   help="after the e2e load, wait at most this long for the backlog")
+    p.add_argument(
+        "--e2e-drain-s",
+        type=float,
+        default=60.0,
+        help="after the e2e load, wait at most this long for the backlog",
+    )
     p.add_argument("--storm", type=int, default=1000, help="distinct deliveries in the redelivery storm")
-    p.add_argument("--profile", action="store_true",
-                   help="instead of the benchmark: py-spy profiles of the ingress and the worker")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark: py-spy profiles of the ingress and the worker",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -57,10 +65,14 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "os": platform.platform(),
-            "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def services(stack: Any) -> dict[str, str]:
@@ -71,8 +83,10 @@ def services(stack: Any) -> dict[str, str]:
     info = client.info("server")
     persistence = client.config_get("appendonly")
     client.close()
-    return {"postgres": f"PostgreSQL {pg} (synchronous_commit={fsync})",
-            "redis": f"{info['redis_version']} (appendonly={persistence.get('appendonly')})"}
+    return {
+        "postgres": f"PostgreSQL {pg} (synchronous_commit={fsync})",
+        "redis": f"{info['redis_version']} (appendonly={persistence.get('appendonly')})",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,8 +101,11 @@ def main(argv: list[str] | None = None) -> None:
 
     sampler = Sampler()
     stack = Stack(root=log_dir, sampler=sampler)
-    results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -109,31 +126,52 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             from bench import profile
 
-            result = profile.run(stack, seconds=args.saturation_s, events=args.events,
-                                 concurrency=args.concurrency, out_dir=RESULTS / "profile", log=log)
+            result = profile.run(
+                stack,
+                seconds=args.saturation_s,
+                events=args.events,
+                concurrency=args.concurrency,
+                out_dir=RESULTS / "profile",
+                log=log,
+            )
             (RESULTS / "profile" / "summary.json").write_text(dumps(result) + "\n")
             profile.print_summary(result)
             return
         if "ceiling" in only:
-            results["loadgen_ceiling"] = phases.loadgen_ceiling(stack, seconds=min(args.saturation_s, 5.0),
-                                                                connections=args.connections, log=log)
+            results["loadgen_ceiling"] = phases.loadgen_ceiling(
+                stack, seconds=min(args.saturation_s, 5.0), connections=args.connections, log=log
+            )
         if "ingress" in only:
             rates = [int(r) for r in args.rates.split(",") if r]
             results["ingress"] = {}
             for which in [s for s in ("hookyard", "baseline") if s in args.sides.split(",")]:
                 log(f"ingress: {which}")
                 results["ingress"][which] = phases.ingress(
-                    stack, which, saturation_s=args.saturation_s, rate_s=args.rate_s, rates=rates,
-                    connections=args.connections, log=log)
+                    stack,
+                    which,
+                    saturation_s=args.saturation_s,
+                    rate_s=args.rate_s,
+                    rates=rates,
+                    connections=args.connections,
+                    log=log,
+                )
         if "workers" in only:
             log(f"workers: {args.events} events, concurrency {args.concurrency}")
-            results["workers"] = phases.workers(stack, count=args.events, concurrency=args.concurrency,
-                                                window_s=args.worker_window_s, log=log)
+            results["workers"] = phases.workers(
+                stack, count=args.events, concurrency=args.concurrency, window_s=args.worker_window_s, log=log
+            )
         if "e2e" in only:
             log(f"end to end: {args.e2e_rate}/s for {args.e2e_s} s, then a redelivery storm")
-            results["e2e"] = phases.end_to_end(stack, rate=args.e2e_rate, seconds=args.e2e_s,
-                                               concurrency=args.concurrency, storm_deliveries=args.storm,
-                                               storm_copies=5, drain_s=args.e2e_drain_s, log=log)
+            results["e2e"] = phases.end_to_end(
+                stack,
+                rate=args.e2e_rate,
+                seconds=args.e2e_s,
+                concurrency=args.concurrency,
+                storm_deliveries=args.storm,
+                storm_copies=5,
+                drain_s=args.e2e_drain_s,
+                log=log,
+            )
     finally:
         sampler.stop()
         stack.close()

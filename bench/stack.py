@@ -29,8 +29,20 @@ PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/post
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
 HOOKYARD_DB, BASELINE_DB, NOOP_DB = 10, 11, 12  # Redis indexes; the test suite uses 1–9
 PY = sys.executable
-UVICORN = [PY, "-m", "uvicorn", "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
-           "--http", "httptools", "--host", "127.0.0.1"]
+UVICORN = [
+    PY,
+    "-m",
+    "uvicorn",
+    "--log-level",
+    "warning",
+    "--no-access-log",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--host",
+    "127.0.0.1",
+]
 
 
 @dataclass
@@ -54,10 +66,12 @@ class Stack:
     def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "hookyard.toml").write_text(
-            '[sources.shop]\nconnector = "shopify"\nsecrets = ["${BENCH_SHOPIFY_SECRET}"]\n')
+            '[sources.shop]\nconnector = "shopify"\nsecrets = ["${BENCH_SHOPIFY_SECRET}"]\n'
+        )
         (self.root / "secrets.env").write_text(f"BENCH_SHOPIFY_SECRET={self.secret}\n")
-        self._admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"),
-                                    isolation_level="AUTOCOMMIT")
+        self._admin = create_engine(
+            PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+        )
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.db_name}"'))
         upgrade(self.database_url)
@@ -93,15 +107,17 @@ class Stack:
     # --- processes ----------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKYARD_", "BENCH_"))}
-        env.update({
-            "HOOKYARD_CONFIG": str(self.root / "hookyard.toml"),
-            "HOOKYARD_SECRETS_FILE": str(self.root / "secrets.env"),
-            "HOOKYARD_DATABASE_URL": self.database_url,
-            "HOOKYARD_BROKER_URL": self.redis_url(HOOKYARD_DB),
-            "HOOKYARD_LOG_FORMAT": "json",
-            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-            **extra,
-        })
+        env.update(
+            {
+                "HOOKYARD_CONFIG": str(self.root / "hookyard.toml"),
+                "HOOKYARD_SECRETS_FILE": str(self.root / "secrets.env"),
+                "HOOKYARD_DATABASE_URL": self.database_url,
+                "HOOKYARD_BROKER_URL": self.redis_url(HOOKYARD_DB),
+                "HOOKYARD_LOG_FORMAT": "json",
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                **extra,
+            }
+        )
         return env
 
     def spawn(self, role: str, argv: list[str], **env: str) -> Proc:
@@ -119,9 +135,14 @@ class Stack:
     def _serve(self, role: str, argv: list[str], **env: str) -> tuple[Proc, int]:
         port = free_port()
         proc = self.spawn(role, [*argv, "--port", str(port)], **env)
-        wait_for(lambda: proc.popen.poll() is None and httpx.post(
-            f"http://127.0.0.1:{port}/webhooks/_probe", timeout=1).status_code > 0,
-            timeout=30, what=f"{role} on port {port} (log {proc.log})")
+        wait_for(
+            lambda: (
+                proc.popen.poll() is None
+                and httpx.post(f"http://127.0.0.1:{port}/webhooks/_probe", timeout=1).status_code > 0
+            ),
+            timeout=30,
+            what=f"{role} on port {port} (log {proc.log})",
+        )
         return proc, port
 
     def start_hookyard_web(self, workers: int = 1, **env: str) -> tuple[Proc, int]:
@@ -129,24 +150,56 @@ class Stack:
         return self._serve(role, [PY, "-m", "ops.cli", "web", "--workers", str(workers)], **env)
 
     def start_baseline(self) -> tuple[Proc, int]:
-        return self._serve("baseline-ingress", [*UVICORN, "bench.baseline_app:app"],
-                           BENCH_BASELINE_BROKER=self.redis_url(BASELINE_DB),
-                           BENCH_BASELINE_SECRET=self.secret)
+        return self._serve(
+            "baseline-ingress",
+            [*UVICORN, "bench.baseline_app:app"],
+            BENCH_BASELINE_BROKER=self.redis_url(BASELINE_DB),
+            BENCH_BASELINE_SECRET=self.secret,
+        )
 
     def start_bare(self) -> tuple[Proc, int]:
         return self._serve("bare-asgi", [*UVICORN, "bench.bare_app:app"])
 
     def start_hookyard_worker(self, concurrency: int, **env: str) -> Proc:
-        proc = self.spawn("hookyard-worker", [PY, "-m", "ops.cli", "worker", "--concurrency",
-                                              str(concurrency), "--queues", "hookyard.shopify"], **env)
+        proc = self.spawn(
+            "hookyard-worker",
+            [
+                PY,
+                "-m",
+                "ops.cli",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                "hookyard.shopify",
+            ],
+            **env,
+        )
         return proc
 
     def start_noop_worker(self, concurrency: int) -> Proc:
-        return self.spawn("noop-worker", [PY, "-m", "celery", "-A", "bench.noop_app", "worker",
-                                          "--loglevel", "INFO", "--pool", "prefork", "--concurrency",
-                                          str(concurrency), "-Q", "bench.noop", "--without-gossip",
-                                          "--without-mingle"],
-                          BENCH_NOOP_BROKER=self.redis_url(NOOP_DB))
+        return self.spawn(
+            "noop-worker",
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "bench.noop_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-Q",
+                "bench.noop",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            BENCH_NOOP_BROKER=self.redis_url(NOOP_DB),
+        )
 
     # --- database -----------------------------------------------------------------------------
     @property
@@ -165,13 +218,19 @@ class Stack:
 
     def count_done(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(events)
-                                    .where(events.c.state == "done")).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(events).where(events.c.state == "done")
+                ).scalar_one()
+            )
 
     def record_versions(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(records.c.kind, func.count(), func.sum(records.c.version),
-                                       func.max(records.c.version)).group_by(records.c.kind)).all()
+            rows = conn.execute(
+                select(
+                    records.c.kind, func.count(), func.sum(records.c.version), func.max(records.c.version)
+                ).group_by(records.c.kind)
+            ).all()
         return {kind: {"records": n, "version_sum": int(s), "max_version": int(m)} for kind, n, s, m in rows}
 
     def e2e_latency(self) -> dict[str, Any]:
@@ -190,8 +249,14 @@ class Stack:
                   FROM events) t""")
         with self.engine.connect() as conn:
             n, unfinished, p50, p99, p999, mx = conn.execute(sql).one()
-        return {"events": n, "unfinished": unfinished, "p50_ms": _r(p50), "p99_ms": _r(p99),
-                "p999_ms": _r(p999), "max_ms": _r(mx)}
+        return {
+            "events": n,
+            "unfinished": unfinished,
+            "p50_ms": _r(p50),
+            "p99_ms": _r(p99),
+            "p999_ms": _r(p999),
+            "max_ms": _r(mx),
+        }
 
     def queue_length(self, index: int, queue: str) -> int:
         client = redis.Redis.from_url(self.redis_url(index))
@@ -204,8 +269,10 @@ class Stack:
         """Event ids waiting in a Hookyard queue (a message carries a list of them)."""
         client = redis.Redis.from_url(self.redis_url(index))
         try:
-            return sum(len(orjson.loads(base64.b64decode(orjson.loads(raw)["body"]))[0][0])
-                       for raw in client.lrange(queue, 0, -1))
+            return sum(
+                len(orjson.loads(base64.b64decode(orjson.loads(raw)["body"]))[0][0])
+                for raw in client.lrange(queue, 0, -1)
+            )
         finally:
             client.close()
 

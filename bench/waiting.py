@@ -15,8 +15,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.05) -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.05
+) -> Any:
     """Poll `check` until it returns something true (returned) or `timeout` passes (TimeoutError)."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -59,8 +59,9 @@ class Connector(Protocol):
 
     name: str
 
-    def verify(self, body: bytes, headers: Headers, secrets: Sequence[str], now: float,
-               options: Mapping[str, Any]) -> None:
+    def verify(
+        self, body: bytes, headers: Headers, secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    ) -> None:
         """Raise VerificationError unless the raw body and headers carry a valid signature."""
 
     def parse(self, body: bytes, headers: Headers, options: Mapping[str, Any]) -> Parsed:
@@ -77,8 +78,9 @@ class Connector(Protocol):
 class Signer(Protocol):
     """Connectors that can sign a request as their vendor would, e.g. a redelivery at a later time."""
 
-    def sign(self, body: bytes, headers: Headers, secret: str, now: float,
-             options: Mapping[str, Any] | None = None) -> SignedRequest:
+    def sign(
+        self, body: bytes, headers: Headers, secret: str, now: float, options: Mapping[str, Any] | None = None
+    ) -> SignedRequest:
         """Return the request with the vendor's signature (and timestamp) headers set for `now`."""
 
 

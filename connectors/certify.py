@@ -38,10 +38,20 @@ if TYPE_CHECKING:
 NOW = 1_700_000_000
 EXAMPLES = 40
 CANONICAL_TYPES = (
-    "payment.succeeded", "payment.failed", "refund.created", "order.created", "order.updated",
-    "customer.created", "customer.updated", "ticket.created", "ticket.updated",
-    "conversation.created", "conversation.updated", "conversation.message_created",
-    "profile.updated", "marketing.email_opened",
+    "payment.succeeded",
+    "payment.failed",
+    "refund.created",
+    "order.created",
+    "order.updated",
+    "customer.created",
+    "customer.updated",
+    "ticket.created",
+    "ticket.updated",
+    "conversation.created",
+    "conversation.updated",
+    "conversation.message_created",
+    "profile.updated",
+    "marketing.email_opened",
 )
 
 
@@ -66,18 +76,26 @@ class Subject:
         if value is None:
             value = getattr(self.connector, "timestamped", None)
         if value is None:
-            raise CertificationError(f"say whether {self.connector.name} signs a timestamp: "
-                                     "a `timestamped` attribute or Subject(timestamped=…)")
+            raise CertificationError(
+                f"say whether {self.connector.name} signs a timestamp: "
+                "a `timestamped` attribute or Subject(timestamped=…)"
+            )
         return bool(value)
 
     def sample(self, now: float | None = None) -> SignedRequest:
         request = self.connector.sample(self.secret, self.now if now is None else now, self.options)
         return SignedRequest(body=request.body, headers=lower_headers(request.headers))
 
-    def verify(self, request: SignedRequest, secrets: list[str] | None = None,
-               now: float | None = None) -> None:
-        self.connector.verify(request.body, request.headers, [self.secret] if secrets is None else secrets,
-                              self.now if now is None else now, self.options)
+    def verify(
+        self, request: SignedRequest, secrets: list[str] | None = None, now: float | None = None
+    ) -> None:
+        self.connector.verify(
+            request.body,
+            request.headers,
+            [self.secret] if secrets is None else secrets,
+            self.now if now is None else now,
+            self.options,
+        )
 
     def parse(self, request: SignedRequest) -> Parsed:
         return self.connector.parse(request.body, request.headers, self.options)
@@ -106,7 +124,7 @@ def mutate_char(char: str) -> str:
 
 def other_secret(secret: str) -> str:
     middle = len(secret) // 2 if len(secret) > 12 else len(secret) - 1
-    return secret[:middle] + mutate_char(secret[middle]) + secret[middle + 1:]
+    return secret[:middle] + mutate_char(secret[middle]) + secret[middle + 1 :]
 
 
 def _without(request: SignedRequest, name: str) -> SignedRequest:
@@ -123,7 +141,8 @@ def signing_headers(subject: Subject, request: SignedRequest) -> list[str]:
             names.append(name)
         except Exception as exc:  # noqa: BLE001 - a missing header must be a VerificationError
             raise CertificationError(
-                f"header {name} removed: verify raised {type(exc).__name__}: {exc}") from exc
+                f"header {name} removed: verify raised {type(exc).__name__}: {exc}"
+            ) from exc
     return names
 
 
@@ -163,7 +182,7 @@ def check_tampered_body_rejected(subject: Subject) -> None:
     request = subject.sample()
     body = request.body
     for index in range(len(body)):
-        tampered = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1:]
+        tampered = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
         subject.rejects(SignedRequest(tampered, request.headers), f"body byte {index} flipped")
     for tampered in (body[:-1], body + b" ", body + b"\n", b"", b"{", b"\xff\xfe"):
         subject.rejects(SignedRequest(tampered, request.headers), f"body replaced by {tampered[:20]!r}")
@@ -181,9 +200,11 @@ def check_signing_headers_required_and_bound(subject: Subject) -> None:
         subject.rejects(SignedRequest(request.body, {**request.headers, name: ""}), f"header {name} empty")
         value = request.headers[name]
         for index, char in enumerate(value):
-            changed = value[:index] + mutate_char(char) + value[index + 1:]
-            subject.rejects(SignedRequest(request.body, {**request.headers, name: changed}),
-                            f"header {name} character {index} changed")
+            changed = value[:index] + mutate_char(char) + value[index + 1 :]
+            subject.rejects(
+                SignedRequest(request.body, {**request.headers, name: changed}),
+                f"header {name} character {index} changed",
+            )
 
 
 def check_secrets(subject: Subject) -> None:
@@ -197,7 +218,8 @@ def check_secrets(subject: Subject) -> None:
         refused = subject.rejects(request, f"secrets {empty!r}", secrets=empty)
         if refused.code != "no_secret":
             raise CertificationError(
-                f"secrets {empty!r} must fail closed with code no_secret, got {refused.code}")
+                f"secrets {empty!r} must fail closed with code no_secret, got {refused.code}"
+            )
 
 
 def check_timestamp_window(subject: Subject) -> None:
@@ -214,8 +236,9 @@ def check_timestamp_window(subject: Subject) -> None:
     stale = subject.rejects(request, "verified after the window", now=subject.now + window + 1)
     future = subject.rejects(request, "verified before the window", now=subject.now - window - 1)
     if (stale.code, future.code) != ("stale_timestamp", "future_timestamp"):
-        raise CertificationError(f"window errors must say stale_timestamp/future_timestamp, got "
-                                 f"{stale.code}/{future.code}")
+        raise CertificationError(
+            f"window errors must say stale_timestamp/future_timestamp, got {stale.code}/{future.code}"
+        )
 
 
 def check_redelivery_keeps_dedupe_keys(subject: Subject) -> None:
@@ -235,8 +258,15 @@ def check_redelivery_keeps_dedupe_keys(subject: Subject) -> None:
 
 
 def _envelope(subject: Subject, event_type: str, payload: Any) -> Envelope:
-    return Envelope(id=str(uuid.uuid4()), source="certify", vendor=subject.connector.name, type=event_type,
-                    dedupe_key="certify", received_at=datetime.now(UTC), payload=payload)
+    return Envelope(
+        id=str(uuid.uuid4()),
+        source="certify",
+        vendor=subject.connector.name,
+        type=event_type,
+        dedupe_key="certify",
+        received_at=datetime.now(UTC),
+        payload=payload,
+    )
 
 
 def _records(subject: Subject, event_type: str, payload: Any) -> list[Record]:
@@ -245,8 +275,9 @@ def _records(subject: Subject, event_type: str, payload: Any) -> list[Record]:
     except InvalidPayload:  # a payload the schema refuses is reported as such: that is allowed
         return []
     except Exception as exc:  # noqa: BLE001 - reported with the input that caused it
-        raise CertificationError(f"normalize raised {type(exc).__name__}: {exc} on {event_type} "
-                                 f"{str(payload)[:300]}") from exc
+        raise CertificationError(
+            f"normalize raised {type(exc).__name__}: {exc} on {event_type} {str(payload)[:300]}"
+        ) from exc
     if not isinstance(records, list) or not all(isinstance(r, Record) for r in records):
         raise CertificationError(f"normalize must return a list of records, got {records!r}")
     for record in records:
@@ -270,7 +301,10 @@ def json_values() -> SearchStrategy[Any]:
     from hypothesis import strategies as st
 
     return st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
         | st.text(max_size=12),
         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
         max_leaves=12,
@@ -300,8 +334,14 @@ def check_normalize_never_raises(subject: Subject) -> None:
     deliveries = subject.parse(subject.sample()).deliveries
     types = sorted({d.type for d in deliveries} | set(CANONICAL_TYPES) | {f"{subject.connector.name}.x"})
     # derandomized for reproducible verdicts; no shrinking, so a failing connector fails fast
-    config = settings(max_examples=subject.examples, database=None, deadline=None, derandomize=True,
-                      phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
+    config = settings(
+        max_examples=subject.examples,
+        database=None,
+        deadline=None,
+        derandomize=True,
+        phases=(Phase.explicit, Phase.generate),
+        suppress_health_check=list(HealthCheck),
+    )
 
     @config
     @given(event_type=st.sampled_from(types), payload=json_values())
@@ -343,8 +383,15 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
 )
 
 
-def certify(connector: Connector, *, secret: str, options: Mapping[str, Any] | None = None,
-            timestamped: bool | None = None, now: float = NOW, examples: int = EXAMPLES) -> None:
+def certify(
+    connector: Connector,
+    *,
+    secret: str,
+    options: Mapping[str, Any] | None = None,
+    timestamped: bool | None = None,
+    now: float = NOW,
+    examples: int = EXAMPLES,
+) -> None:
     """Run every check; raise CertificationError naming each one that failed."""
     subject = Subject(connector, secret, dict(options or {}), timestamped, now, examples)
     failures = []

@@ -132,8 +132,10 @@ def validated(normalize: Callable[[Envelope], list[Record]]) -> Callable[[Envelo
         try:
             return normalize(envelope)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or e.get('ctx', '')}: {e['msg']}"
-                                 for e in exc.errors()[:5])
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or e.get('ctx', '')}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
             raise InvalidPayload(f"{envelope.type} does not fit {exc.title}: {problems}") from None
 
     return wrapper

@@ -70,7 +70,7 @@ def strip_prefix(value: str, prefix: str, name: str) -> str:
     value = value.strip()
     if not value.startswith(prefix):
         raise VerificationError(f"{name} does not start with {prefix!r}", code="bad_signature_scheme")
-    return value[len(prefix):]
+    return value[len(prefix) :]
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -126,7 +126,6 @@ def parse_http_date(value: str) -> float:
     if parsed.tzinfo is None:
         raise _bad_timestamp(value, "an HTTP-date in GMT")
     return parsed.timestamp()
-
 
 
 TIMESTAMP_FORMATS = {"unix": parse_unix, "iso8601": parse_iso8601, "http-date": parse_http_date}
@@ -195,8 +194,14 @@ class Scheme:
             return hex_digest(key, message, self.algorithm)
         return b64_digest(key, message, self.algorithm)
 
-    def verify(self, body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-               options: Mapping[str, Any]) -> None:
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        secrets: Sequence[str],
+        now: float,
+        options: Mapping[str, Any],
+    ) -> None:
         keys, window = usable_secrets(secrets), tolerance_s(options)  # a bad option fails every request
         received = strip_prefix(header(headers, self.signature_header), self.prefix, self.signature_header)
         if self.encoding == "hex":

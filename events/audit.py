@@ -11,5 +11,6 @@ from events.db import audit_log, utcnow
 
 def record(conn: Connection, actor: str, action: str, target: str | None, details: Any = None) -> None:
     """Write one audit row in the caller's transaction, so the action and its record commit together."""
-    conn.execute(insert(audit_log).values(at=utcnow(), actor=actor, action=action, target=target,
-                                          details=details))
+    conn.execute(
+        insert(audit_log).values(at=utcnow(), actor=actor, action=action, target=target, details=details)
+    )

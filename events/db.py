@@ -62,7 +62,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 metadata = MetaData()
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("source", String(100), nullable=False),
     Column("vendor", String(50), nullable=False),
@@ -87,7 +88,8 @@ events = Table(
 )
 
 records = Table(
-    "records", metadata,
+    "records",
+    metadata,
     Column("vendor", String(50), primary_key=True),
     Column("kind", String(50), primary_key=True),
     Column("external_id", String(200), primary_key=True),
@@ -99,7 +101,8 @@ records = Table(
 
 
 attempts = Table(
-    "attempts", metadata,
+    "attempts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False, index=True),
     Column("number", Integer, nullable=False),
@@ -111,7 +114,8 @@ attempts = Table(
 )
 
 dead_letters = Table(
-    "dead_letters", metadata,
+    "dead_letters",
+    metadata,
     Column("event_id", String(36), primary_key=True),
     Column("source", String(100), nullable=False),
     Column("vendor", String(50), nullable=False),
@@ -132,7 +136,8 @@ dead_letters = Table(
 )
 
 api_tokens = Table(
-    "api_tokens", metadata,
+    "api_tokens",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex; the token is never stored
@@ -142,7 +147,8 @@ api_tokens = Table(
 )
 
 audit_log = Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False),
     Column("actor", String(100), nullable=False),
@@ -152,7 +158,8 @@ audit_log = Table(
 )
 
 source_flags = Table(
-    "source_flags", metadata,
+    "source_flags",
+    metadata,
     Column("source", String(100), primary_key=True),
     Column("needs_reauth", Boolean, nullable=False),
     Column("reason", Text),
@@ -162,8 +169,11 @@ source_flags = Table(
 
 def row_dict(row: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """A result row as JSON-ready data (plain str keys, ISO-8601 times)."""
-    return {str(k): (v.isoformat() if isinstance(v, datetime) else v)
-            for k, v in row._mapping.items() if k not in exclude}
+    return {
+        str(k): (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in row._mapping.items()
+        if k not in exclude
+    }
 
 
 def event_dict(row: Any) -> dict[str, Any]:
@@ -189,8 +199,10 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-JSON_CODEC: dict[str, Any] = {"json_serializer": lambda value: orjson.dumps(value).decode(),
-                              "json_deserializer": orjson.loads}
+JSON_CODEC: dict[str, Any] = {
+    "json_serializer": lambda value: orjson.dumps(value).decode(),
+    "json_deserializer": orjson.loads,
+}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -51,17 +51,31 @@ class Filters(BaseModel):
 
     def where(self) -> Any:
         dl = dead_letters.c
-        clauses = [column == value for column, value in (
-            (dl.source, self.source), (dl.vendor, self.vendor), (dl.task, self.task),
-            (dl.error_class, self.error_class), (dl.state, self.state)) if value is not None]
+        clauses = [
+            column == value
+            for column, value in (
+                (dl.source, self.source),
+                (dl.vendor, self.vendor),
+                (dl.task, self.task),
+                (dl.error_class, self.error_class),
+                (dl.state, self.state),
+            )
+            if value is not None
+        ]
         if self.since is not None:
             clauses.append(dl.died_at >= self.since)
         if self.until is not None:
             clauses.append(dl.died_at < self.until)
         if self.text:
             pattern = f"%{self.text.lower()}%"
-            clauses.append(or_(func.lower(dl.error_message).like(pattern), func.lower(dl.type).like(pattern),
-                               func.lower(dl.traceback).like(pattern), dl.event_id == self.text))
+            clauses.append(
+                or_(
+                    func.lower(dl.error_message).like(pattern),
+                    func.lower(dl.type).like(pattern),
+                    func.lower(dl.traceback).like(pattern),
+                    dl.event_id == self.text,
+                )
+            )
         return and_(*clauses) if clauses else and_(True)
 
 
@@ -70,8 +84,11 @@ class EditRejected(HookyardError):
 
 
 def _select(filters: Filters) -> Select[Any]:
-    return select(dead_letters).where(filters.where()).order_by(dead_letters.c.died_at.desc(),
-                                                                  dead_letters.c.event_id)
+    return (
+        select(dead_letters)
+        .where(filters.where())
+        .order_by(dead_letters.c.died_at.desc(), dead_letters.c.event_id)
+    )
 
 
 def find(conn: Connection, filters: Filters, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
@@ -88,8 +105,7 @@ def show(conn: Connection, event_id: str) -> dict[str, Any] | None:
     if letter is None:
         return None
     event = conn.execute(select(events).where(events.c.id == event_id)).one()
-    tried = conn.execute(select(attempts).where(attempts.c.event_id == event_id)
-                         .order_by(attempts.c.id))
+    tried = conn.execute(select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.id))
     return {**row_dict(letter), "event": event_dict(event), "attempt_log": [row_dict(a) for a in tried]}
 
 
@@ -105,12 +121,23 @@ def plan(conn: Connection, filters: Filters | None = None, ids: Sequence[str] = 
 
 def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
     """Move one dead event back to accepted; False when it is not dead (nothing to do)."""
-    moved = conn.execute(update(events).where(events.c.id == event_id, events.c.state == DEAD).values(
-        state=ACCEPTED, attempts=0, available_at=now, relay_at=now + timedelta(seconds=30),
-        lease_token=None)).rowcount
+    moved = conn.execute(
+        update(events)
+        .where(events.c.id == event_id, events.c.state == DEAD)
+        .values(
+            state=ACCEPTED,
+            attempts=0,
+            available_at=now,
+            relay_at=now + timedelta(seconds=30),
+            lease_token=None,
+        )
+    ).rowcount
     if moved:
-        conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id).values(
-            state=REPLAYED, replays=dead_letters.c.replays + 1, replayed_at=now))
+        conn.execute(
+            update(dead_letters)
+            .where(dead_letters.c.event_id == event_id)
+            .values(state=REPLAYED, replays=dead_letters.c.replays + 1, replayed_at=now)
+        )
     return bool(moved)
 
 
@@ -159,17 +186,28 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     original = payload = row.payload
     for path, value in sets:
         payload = set_path(payload, path, value)
-    envelope = Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,
-                        dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
-                        received_at=row.received_at, headers=row.headers, payload=payload)
+    envelope = Envelope(
+        id=row.id,
+        source=row.source,
+        vendor=row.vendor,
+        type=row.type,
+        dedupe_key=row.dedupe_key,
+        occurred_at=row.occurred_at,
+        received_at=row.received_at,
+        headers=row.headers,
+        payload=payload,
+    )
     try:
         registry.get(row.vendor).normalize(envelope)
     except (HookyardError, ValueError) as exc:
         raise EditRejected(f"the edited payload still does not validate: {exc}") from None
     conn.execute(update(events).where(events.c.id == event_id).values(payload=payload))
     if letter.original_payload is None:
-        conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id)
-                     .values(original_payload=original, edited_at=now))
+        conn.execute(
+            update(dead_letters)
+            .where(dead_letters.c.event_id == event_id)
+            .values(original_payload=original, edited_at=now)
+        )
     else:
         conn.execute(update(dead_letters).where(dead_letters.c.event_id == event_id).values(edited_at=now))
     return payload
@@ -182,11 +220,14 @@ def purge(conn: Connection, filters: Filters, older_than: timedelta | None) -> i
     if older_than is not None:
         where = and_(where, dead_letters.c.died_at < utcnow() - older_than)
     ids = [r.event_id for r in conn.execute(select(dead_letters.c.event_id).where(where))]
-    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         conn.execute(delete(attempts).where(attempts.c.event_id.in_(chunk)))
         conn.execute(delete(dead_letters).where(dead_letters.c.event_id.in_(chunk)))
-        conn.execute(update(events).where(events.c.id.in_(chunk), events.c.state == DEAD)
-                     .values(state=PURGED, payload=None))
+        conn.execute(
+            update(events)
+            .where(events.c.id.in_(chunk), events.c.state == DEAD)
+            .values(state=PURGED, payload=None)
+        )
     return len(ids)
 
 
@@ -202,10 +243,17 @@ def parse_duration(text: str) -> timedelta:
 Publish = Callable[[list[tuple[str, str]]], int]
 
 
-def replay(engine: Engine, targets: Sequence[tuple[str, str]], *, publish: Publish, actor: str,
-           rate_per_s: float | None = None, progress: Callable[[int, int], None] | None = None,
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-           ) -> tuple[int, int]:
+def replay(
+    engine: Engine,
+    targets: Sequence[tuple[str, str]],
+    *,
+    publish: Publish,
+    actor: str,
+    rate_per_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, int]:
     """Replay in chunks (one transaction each, then publish), paced to `rate_per_s`.
 
     Interrupting loses nothing: what was replayed is marked, and the same replay run again takes
@@ -215,7 +263,7 @@ def replay(engine: Engine, targets: Sequence[tuple[str, str]], *, publish: Publi
     replayed = skipped = 0
     for start in range(0, len(targets), size):
         began = clock()
-        chunk = targets[start:start + size]
+        chunk = targets[start : start + size]
         with engine.begin() as conn:
             now = utcnow()
             moved = [(event_id, vendor) for event_id, vendor in chunk if replay_one(conn, event_id, now)]

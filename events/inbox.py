@@ -33,9 +33,11 @@ class Inbox:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers = writers
         self._tasks: list[asyncio.Task[None]] = []
-        self._stmt = (dialect_insert(engine.dialect.name)(events)
-                      .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-                      .returning(events.c.id))
+        self._stmt = (
+            dialect_insert(engine.dialect.name)(events)
+            .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+            .returning(events.c.id)
+        )
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._write_loop()) for _ in range(self._writers)]

@@ -83,18 +83,25 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 class Ingress:
-    def __init__(self, settings: Settings, sources: Mapping[str, Source], inbox: Inbox,
-                 publisher: Publisher, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Mapping[str, Source],
+        inbox: Inbox,
+        publisher: Publisher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.sources = sources
         self.inbox = inbox
         self.publisher = publisher
         self.clock = clock
-        self.connectors: dict[str, Connector] = {s.connector: registry.get(s.connector)
-                                                 for s in sources.values()}
+        self.connectors: dict[str, Connector] = {
+            s.connector: registry.get(s.connector) for s in sources.values()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = scope["path"][len(PREFIX):].strip("/")
+        name = scope["path"][len(PREFIX) :].strip("/")
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id, source=name)
@@ -128,14 +135,16 @@ class Ingress:
         metrics.LATENCY.labels(known).observe(time.perf_counter() - started)
         structlog.contextvars.unbind_contextvars("request_id", "source")
 
-    async def _handle(self, scope: Scope, receive: Receive,
-                      source: Source) -> tuple[int, Any, dict[str, str]]:
+    async def _handle(
+        self, scope: Scope, receive: Receive, source: Source
+    ) -> tuple[int, Any, dict[str, str]]:
         connector = self.connectors[source.connector]
         if scope["method"] == "GET":
             return self._handshake(scope, connector, source)
         if scope["method"] != "POST":
-            raise MalformedError(f"method {scope['method']} is not accepted here; use POST",
-                                 code="method_not_allowed")
+            raise MalformedError(
+                f"method {scope['method']} is not accepted here; use POST", code="method_not_allowed"
+            )
         if self.inbox.pending >= self.settings.ingress.max_pending:
             raise Overloaded(f"{self.inbox.pending} requests are waiting to be stored; retry later")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -161,29 +170,46 @@ class Ingress:
         allowed = getattr(connector, "content_types", JSON)
         if media_type(headers) not in allowed:
             raise UnsupportedMediaError(
-                f"content type {media_type(headers) or 'missing'!r}; expected {' or '.join(allowed)}")
+                f"content type {media_type(headers) or 'missing'!r}; expected {' or '.join(allowed)}"
+            )
 
-    def _handshake(self, scope: Scope, connector: Connector,
-                   source: Source) -> tuple[int, Any, dict[str, str]]:
+    def _handshake(
+        self, scope: Scope, connector: Connector, source: Source
+    ) -> tuple[int, Any, dict[str, str]]:
         if not isinstance(connector, Handshake):
-            raise MalformedError(f"connector {connector.name} has no GET handshake; use POST",
-                                 code="method_not_allowed")
+            raise MalformedError(
+                f"connector {connector.name} has no GET handshake; use POST", code="method_not_allowed"
+            )
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         return 200, connector.handshake(query, source.options).encode(), {}
 
-    async def _store(self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed,
-                     now: float) -> tuple[list[str], int]:
+    async def _store(
+        self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed, now: float
+    ) -> tuple[list[str], int]:
         if not parsed.deliveries:
             return [], 0
         received = datetime.fromtimestamp(now, UTC)
         relay_at = received + timedelta(seconds=self.settings.relay.grace_s)
-        rows = [{
-            "id": new_event_id(now), "source": source.name, "vendor": source.connector,
-            "type": d.type, "dedupe_key": d.dedupe_key, "state": ACCEPTED, "attempts": 0,
-            "received_at": received, "occurred_at": d.occurred_at, "available_at": received,
-            "relay_at": relay_at, "relayed": 0, "headers": headers, "body": body,
-            "payload": d.payload,
-        } for d in parsed.deliveries]
+        rows = [
+            {
+                "id": new_event_id(now),
+                "source": source.name,
+                "vendor": source.connector,
+                "type": d.type,
+                "dedupe_key": d.dedupe_key,
+                "state": ACCEPTED,
+                "attempts": 0,
+                "received_at": received,
+                "occurred_at": d.occurred_at,
+                "available_at": received,
+                "relay_at": relay_at,
+                "relayed": 0,
+                "headers": headers,
+                "body": body,
+                "payload": d.payload,
+            }
+            for d in parsed.deliveries
+        ]
         try:
             inserted = await self.inbox.add(rows)
         except Exception as exc:

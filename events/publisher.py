@@ -18,8 +18,12 @@ log = structlog.get_logger()
 
 
 class Publisher:
-    def __init__(self, send: Callable[[list[tuple[str, str]]], int] = publish,
-                 batch_max: int = 500, linger_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[tuple[str, str]]], int] = publish,
+        batch_max: int = 500,
+        linger_s: float = 0.0,
+    ) -> None:
         self._send = send
         self._linger_s = linger_s
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -63,5 +67,9 @@ class Publisher:
                 metrics.PUBLISHED.inc(len(batch))
             except Exception as exc:
                 metrics.PUBLISH_FAILURES.inc(len(batch))
-                log.warning("publish.failed", error=repr(exc), events=len(batch),
-                            detail="left accepted; the relay will publish them")
+                log.warning(
+                    "publish.failed",
+                    error=repr(exc),
+                    events=len(batch),
+                    detail="left accepted; the relay will publish them",
+                )

@@ -76,8 +76,12 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
     with app.producer_or_acquire() as producer:
         for vendor, ids in by_vendor.items():
             for start in range(0, len(ids), PROCESS_BATCH_MAX):
-                app.send_task(PROCESS_TASK, args=[ids[start:start + PROCESS_BATCH_MAX]],
-                              queue=vendor_queue(vendor), producer=producer)
+                app.send_task(
+                    PROCESS_TASK,
+                    args=[ids[start : start + PROCESS_BATCH_MAX]],
+                    queue=vendor_queue(vendor),
+                    producer=producer,
+                )
     return sum(len(ids) for ids in by_vendor.values())
 
 

@@ -111,23 +111,40 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
     for name, src in model.sources.items():
         where = f"{path}: sources.{name}"
         if not NAME.match(name):
-            raise ConfigError(f"{where}: a source name is lower-case letters, digits, '-' or '_' "
-                              "(it is part of the URL)")
+            raise ConfigError(
+                f"{where}: a source name is lower-case letters, digits, '-' or '_' (it is part of the URL)"
+            )
         if src.connector not in registry.names():
-            raise ConfigError(f"{where}.connector: unknown connector {src.connector!r}; "
-                              f"installed: {', '.join(registry.names())}")
+            raise ConfigError(
+                f"{where}.connector: unknown connector {src.connector!r}; "
+                f"installed: {', '.join(registry.names())}"
+            )
         secrets = tuple(_expand(s, env, f"{where}.secrets") for s in src.secrets)
         if not any(secrets):
-            raise ConfigError(f"{where}.secrets: no usable secret; a source without one would accept "
-                              "forgeries, so it is refused")
+            raise ConfigError(
+                f"{where}.secrets: no usable secret; a source without one would accept "
+                "forgeries, so it is refused"
+            )
         if not all(secrets):
             raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
-        options = {k: _expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
-                   for k, v in src.options.items()}
-        forward = src.forward and src.forward.model_copy(update={
-            "url": _expand(src.forward.url, env, f"{where}.forward.url"),
-            "headers": {k: _expand(v, env, f"{where}.forward.headers.{k}")
-                        for k, v in src.forward.headers.items()}})
-        sources[name] = Source(name=name, connector=src.connector, secrets=secrets, options=options,
-                               forward=forward, retry=src.retry)
+        options = {
+            k: _expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
+            for k, v in src.options.items()
+        }
+        forward = src.forward and src.forward.model_copy(
+            update={
+                "url": _expand(src.forward.url, env, f"{where}.forward.url"),
+                "headers": {
+                    k: _expand(v, env, f"{where}.forward.headers.{k}") for k, v in src.forward.headers.items()
+                },
+            }
+        )
+        sources[name] = Source(
+            name=name,
+            connector=src.connector,
+            secrets=secrets,
+            options=options,
+            forward=forward,
+            retry=src.retry,
+        )
     return sources

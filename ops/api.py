@@ -69,30 +69,53 @@ Writer = Annotated[tokens.Principal, Depends(writer)]
 
 def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publish = publish) -> FastAPI:
     # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json
-    api = FastAPI(title="Hookyard operator API", version="1", openapi_url="/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+    api = FastAPI(
+        title="Hookyard operator API",
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
 
     api.state.engine = engine
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = getattr(exc, "code", "error")
-        return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code,
-                            headers={"www-authenticate": "Bearer"} if exc.status_code == 401 else None)
+        return JSONResponse(
+            {"error": code, "detail": exc.detail},
+            status_code=exc.status_code,
+            headers={"www-authenticate": "Bearer"} if exc.status_code == 401 else None,
+        )
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "invalid_request", "detail": str(exc.errors()[:3])}, status_code=422)
 
     @api.get("/dead-letters")
-    def list_dead_letters(who: Reader, source: str | None = None, vendor: str | None = None,
-                          task: str | None = None, error_class: str | None = None,
-                          since: datetime | None = None, until: datetime | None = None,
-                          text: str | None = None, state: str = "dead",
-                          limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-                          offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-        filters = dlq.Filters(source=source, vendor=vendor, task=task, error_class=error_class, since=since,
-                              until=until, text=text, state=None if state == "all" else state)
+    def list_dead_letters(
+        who: Reader,
+        source: str | None = None,
+        vendor: str | None = None,
+        task: str | None = None,
+        error_class: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+        state: str = "dead",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        filters = dlq.Filters(
+            source=source,
+            vendor=vendor,
+            task=task,
+            error_class=error_class,
+            since=since,
+            until=until,
+            text=text,
+            state=None if state == "all" else state,
+        )
         with engine.connect() as conn:
             return {"total": dlq.count(conn, filters), "items": dlq.find(conn, filters, limit, offset)}
 
@@ -122,8 +145,9 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
             targets = dlq.plan(conn, body.where, body.ids)
         if body.dry_run:
             return {"planned": len(targets), "event_ids": [e for e, _ in targets[:1000]]}
-        replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=f"api:{who.name}",
-                                       rate_per_s=body.rate_per_s)
+        replayed, skipped = dlq.replay(
+            engine, targets, publish=publish, actor=f"api:{who.name}", rate_per_s=body.rate_per_s
+        )
         return {"planned": len(targets), "replayed": replayed, "skipped": skipped}
 
     @api.post("/dead-letters/purge")
@@ -134,8 +158,9 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
             raise ApiError(400, "invalid_duration", str(exc)) from None
         with engine.begin() as conn:
             purged = dlq.purge(conn, body.where, age)
-            audit.record(conn, f"api:{who.name}", "dlq.purge", None,
-                      {"purged": purged, "older_than": body.older_than})
+            audit.record(
+                conn, f"api:{who.name}", "dlq.purge", None, {"purged": purged, "older_than": body.older_than}
+            )
         return {"purged": purged}
 
     @api.get("/events/{event_id}")

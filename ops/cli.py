@@ -29,8 +29,11 @@ from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from schemas.errors import ConfigError
 
-cli = typer.Typer(help="Hookyard: verified webhooks, durable inbox, reliable Celery workers.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+cli = typer.Typer(
+    help="Hookyard: verified webhooks, durable inbox, reliable Celery workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 events_cli = typer.Typer(help="Inspect stored events.", no_args_is_help=True)
 connectors_cli = typer.Typer(help="Built-in and installed connectors.", no_args_is_help=True)
 cli.add_typer(events_cli, name="events")
@@ -52,8 +55,9 @@ DEMO_SOURCES = {
 
 @cli.callback()
 def main_options(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Sources file (TOML).",
-                                                envvar="HOOKYARD_CONFIG")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Sources file (TOML).", envvar="HOOKYARD_CONFIG")
+    ] = None,
 ) -> None:
     if config is not None:
         os.environ["HOOKYARD_CONFIG"] = str(config)  # children (web, worker) inherit it
@@ -116,8 +120,18 @@ def web(
     import uvicorn
 
     _sources()  # refuse to start on a bad config, before binding the port
-    uvicorn.run("ops.web:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, loop="auto", http="auto", lifespan="on")
+    uvicorn.run(
+        "ops.web:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+    )
 
 
 def worker_queues() -> list[str]:
@@ -138,9 +152,19 @@ def worker(
     from events.queue import app
 
     settings = get_settings()
-    argv = ["worker", "--loglevel", "INFO", "--pool", pool,
-            "--concurrency", str(concurrency or settings.worker.concurrency),
-            "-Q", queues or ",".join(worker_queues()), "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency or settings.worker.concurrency),
+        "-Q",
+        queues or ",".join(worker_queues()),
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if beat:
         DATA_DIR.mkdir(exist_ok=True)
         argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
@@ -172,8 +196,10 @@ def dev(
         subprocess.Popen([*base, "web", "--port", str(port)]),
         subprocess.Popen([*base, "worker", "--beat", "--concurrency", "2"]),
     ]
-    console.print(f"[bold green]Hookyard is up[/]: POST http://127.0.0.1:{port}/webhooks/<source>  "
-                  f"(sources: {', '.join(_sources())}). Try: hookyard send shop --sample")
+    console.print(
+        f"[bold green]Hookyard is up[/]: POST http://127.0.0.1:{port}/webhooks/<source>  "
+        f"(sources: {', '.join(_sources())}). Try: hookyard send shop --sample"
+    )
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything as Ctrl-C does
     try:
         while all(child.poll() is None for child in children):
@@ -202,8 +228,10 @@ def send(
     sample: Annotated[bool, typer.Option("--sample", help="Sign and send the connector's sample.")] = False,
     url: Annotated[str, typer.Option(help="Ingress base URL.")] = "http://127.0.0.1:8000",
     count: Annotated[int, typer.Option(help="How many deliveries.")] = 1,
-    sets: Annotated[list[str] | None, typer.Option(
-        "--set", help="PATH=VALUE: change the sample's JSON before signing (e.g. to break it).")] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="PATH=VALUE: change the sample's JSON before signing (e.g. to break it)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Post a signed sample webhook to the ingress, as the vendor would."""
@@ -228,8 +256,9 @@ def send(
                     body = set_path(body, path, parse_value(raw))
                 req = signer.sign(orjson.dumps(body), req.headers, src.secrets[0], now, src.options)
             try:
-                resp = client.post(f"{url.rstrip('/')}/webhooks/{source}", content=req.body,
-                                   headers=req.headers)
+                resp = client.post(
+                    f"{url.rstrip('/')}/webhooks/{source}", content=req.body, headers=req.headers
+                )
             except httpx.HTTPError as exc:
                 Console(stderr=True).print(f"[red]cannot reach the ingress at {url}:[/] {exc}")
                 raise typer.Exit(1) from None

@@ -41,11 +41,26 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
-def _filters(source: str | None, vendor: str | None, task: str | None, error_class: str | None,
-             since: datetime | None, until: datetime | None, text: str | None,
-             state: str | None = "dead") -> dlq.Filters:
-    return dlq.Filters(source=source, vendor=vendor, task=task, error_class=error_class,
-                       since=_utc(since), until=_utc(until), text=text, state=state)
+def _filters(
+    source: str | None,
+    vendor: str | None,
+    task: str | None,
+    error_class: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    text: str | None,
+    state: str | None = "dead",
+) -> dlq.Filters:
+    return dlq.Filters(
+        source=source,
+        vendor=vendor,
+        task=task,
+        error_class=error_class,
+        since=_utc(since),
+        until=_utc(until),
+        text=text,
+        state=state,
+    )
 
 
 def _print_json(data: Any) -> None:
@@ -57,13 +72,22 @@ def _engine() -> Any:
 
 
 @dlq_cli.command("list")
-def dlq_list(source: Source = None, vendor: Vendor = None, task: Task = None, error_class: ErrorClass = None,
-             since: Since = None, until: Until = None, text: Text = None,
-             state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
-             limit: Annotated[int, typer.Option(help="At most N.")] = 50, as_json: JsonOpt = False) -> None:
+def dlq_list(
+    source: Source = None,
+    vendor: Vendor = None,
+    task: Task = None,
+    error_class: ErrorClass = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
+    limit: Annotated[int, typer.Option(help="At most N.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
     """Dead letters, newest first."""
-    filters = _filters(source, vendor, task, error_class, since, until, text,
-                       None if state == "all" else state)
+    filters = _filters(
+        source, vendor, task, error_class, since, until, text, None if state == "all" else state
+    )
     with _engine().connect() as conn:
         rows = dlq.find(conn, filters, limit)
     if as_json:
@@ -71,8 +95,15 @@ def dlq_list(source: Source = None, vendor: Vendor = None, task: Task = None, er
         return
     table = Table("event id", "source", "type", "error", "attempts", "died at", "state")
     for r in rows:
-        table.add_row(r["event_id"], r["source"], r["type"], f"{r['error_class']}: {r['error_message'][:60]}",
-                      str(r["attempts"]), r["died_at"][:19], r["state"])
+        table.add_row(
+            r["event_id"],
+            r["source"],
+            r["type"],
+            f"{r['error_class']}: {r['error_message'][:60]}",
+            str(r["attempts"]),
+            r["died_at"][:19],
+            r["state"],
+        )
     console.print(table)
 
 
@@ -91,10 +122,13 @@ def dlq_show(event_id: str, as_json: JsonOpt = False) -> None:
 
 
 @dlq_cli.command("edit")
-def dlq_edit(event_id: str,
-             sets: Annotated[list[str], typer.Option("--set", help="PATH=VALUE (dots; VALUE as JSON "
-                                                                  "when it parses). Repeatable.")],
-             as_json: JsonOpt = False) -> None:
+def dlq_edit(
+    event_id: str,
+    sets: Annotated[
+        list[str], typer.Option("--set", help="PATH=VALUE (dots; VALUE as JSON when it parses). Repeatable.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
     """Edit a dead event's payload; it must validate before it is saved. The original is kept."""
     pairs = []
     for item in sets:
@@ -121,14 +155,21 @@ def _actor() -> str:
 
 
 @dlq_cli.command("replay")
-def dlq_replay(ids: Annotated[list[str] | None, typer.Argument(help="Event ids (or use filters).")] = None,
-               where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
-               source: Source = None, vendor: Vendor = None, task: Task = None,
-               error_class: ErrorClass = None, since: Since = None, until: Until = None, text: Text = None,
-               dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
-               rate: Annotated[float | None, typer.Option(help="At most N replays per second.")] = None,
-               yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-               as_json: JsonOpt = False) -> None:
+def dlq_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Event ids (or use filters).")] = None,
+    where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
+    source: Source = None,
+    vendor: Vendor = None,
+    task: Task = None,
+    error_class: ErrorClass = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
+    rate: Annotated[float | None, typer.Option(help="At most N replays per second.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Replay dead letters: by id, or every one matching --where filters. Safe to interrupt and rerun."""
     if not ids and not where:
         raise typer.BadParameter("name event ids, or --where with filters")
@@ -136,15 +177,21 @@ def dlq_replay(ids: Annotated[list[str] | None, typer.Argument(help="Event ids (
     engine = _engine()
     with engine.connect() as conn:
         targets = dlq.plan(conn, filters, ids or ())
-    summary = {"planned": len(targets), "by_vendor": dict(Counter(v for _, v in targets)),
-               "first": [e for e, _ in targets[:10]]}
+    summary = {
+        "planned": len(targets),
+        "by_vendor": dict(Counter(v for _, v in targets)),
+        "first": [e for e, _ in targets[:10]],
+    }
     if dry_run or not targets:
         _print_json(summary) if as_json else console.print(
-            f"{len(targets)} dead letter(s) would be replayed: {summary['by_vendor']}")
+            f"{len(targets)} dead letter(s) would be replayed: {summary['by_vendor']}"
+        )
         return
     if not as_json:
-        console.print(f"plan: replay {len(targets)} dead letter(s) {summary['by_vendor']}"
-                      + (f" at {rate}/s" if rate else ""))
+        console.print(
+            f"plan: replay {len(targets)} dead letter(s) {summary['by_vendor']}"
+            + (f" at {rate}/s" if rate else "")
+        )
         if not yes and len(targets) > 1 and not typer.confirm("go ahead?"):
             raise typer.Exit(1)
     done = [0]
@@ -155,24 +202,34 @@ def dlq_replay(ids: Annotated[list[str] | None, typer.Argument(help="Event ids (
             console.print(f"  {handled}/{total}")
 
     try:
-        replayed, skipped = dlq.replay(engine, targets, publish=publish, actor=_actor(), rate_per_s=rate,
-                                       progress=progress)
+        replayed, skipped = dlq.replay(
+            engine, targets, publish=publish, actor=_actor(), rate_per_s=rate, progress=progress
+        )
     except KeyboardInterrupt:
         err.print(f"\ninterrupted after {done[0]} of {len(targets)}; run the same command to resume")
         raise typer.Exit(130) from None
     result = {"replayed": replayed, "skipped": skipped}
     _print_json(result) if as_json else console.print(
-        f"replayed {replayed}; {skipped} were no longer dead (already replayed or done)")
+        f"replayed {replayed}; {skipped} were no longer dead (already replayed or done)"
+    )
 
 
 @dlq_cli.command("purge")
-def dlq_purge(where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
-              source: Source = None, vendor: Vendor = None, task: Task = None,
-              error_class: ErrorClass = None, since: Since = None, until: Until = None, text: Text = None,
-              older_than: Annotated[str | None, typer.Option(help="Only those dead longer than this "
-                                                                  "(e.g. 30d).")] = None,
-              yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-              as_json: JsonOpt = False) -> None:
+def dlq_purge(
+    where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
+    source: Source = None,
+    vendor: Vendor = None,
+    task: Task = None,
+    error_class: ErrorClass = None,
+    since: Since = None,
+    until: Until = None,
+    text: Text = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only those dead longer than this (e.g. 30d).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Delete dead letters for good (their events stay, marked purged, for deduplication)."""
     if not where and older_than is None:
         raise typer.BadParameter("say what to purge: --where with filters and/or --older-than")
@@ -194,9 +251,11 @@ def dlq_purge(where: Annotated[bool, typer.Option("--where", help="Select by the
 
 
 @tokens_cli.command("create")
-def tokens_create(name: Annotated[str, typer.Option(help="Who or what uses it.")],
-                  scope: Annotated[str, typer.Option(help="read | write")] = "read",
-                  as_json: JsonOpt = False) -> None:
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who or what uses it.")],
+    scope: Annotated[str, typer.Option(help="read | write")] = "read",
+    as_json: JsonOpt = False,
+) -> None:
     """Create an API token. It is shown once; only its hash is stored."""
     if scope not in tokens.SCOPES:
         raise typer.BadParameter(f"scope must be one of {', '.join(tokens.SCOPES)}")
@@ -216,8 +275,9 @@ def tokens_list(as_json: JsonOpt = False) -> None:
         return
     table = Table("id", "name", "scope", "created", "revoked")
     for r in rows:
-        table.add_row(r["id"], r["name"], r["scope"], (r["created_at"] or "")[:19],
-                      (r["revoked_at"] or "")[:19])
+        table.add_row(
+            r["id"], r["name"], r["scope"], (r["created_at"] or "")[:19], (r["revoked_at"] or "")[:19]
+        )
     console.print(table)
 
 

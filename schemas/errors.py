@@ -1,18 +1,18 @@
 """The one error tree of Hookyard.
 
-    HookyardError
-    ├── ConfigError            bad configuration; the process refuses to start (exit 2)
-    ├── IngressError           a request is refused; carries the HTTP status and a reason code
-    │   ├── VerificationError  401: signature, timestamp or missing signing header
-    │   ├── MalformedError     400: the body or a required header cannot be understood
-    │   ├── UnknownSourceError 404
-    │   ├── TooLargeError      413
-    │   └── UnsupportedMediaError 415
-    └── ProcessingError        raised while a worker handles an event
-        ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
-        └── PermanentError     retrying cannot help: dead-letter at once
-            ├── InvalidPayload           a known event the canonical schema refuses
-            └── ReauthorizationRequired  the vendor refused our credentials (401/403)
+HookyardError
+├── ConfigError            bad configuration; the process refuses to start (exit 2)
+├── IngressError           a request is refused; carries the HTTP status and a reason code
+│   ├── VerificationError  401: signature, timestamp or missing signing header
+│   ├── MalformedError     400: the body or a required header cannot be understood
+│   ├── UnknownSourceError 404
+│   ├── TooLargeError      413
+│   └── UnsupportedMediaError 415
+└── ProcessingError        raised while a worker handles an event
+    ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
+    └── PermanentError     retrying cannot help: dead-letter at once
+        ├── InvalidPayload           a known event the canonical schema refuses
+        └── ReauthorizationRequired  the vendor refused our credentials (401/403)
 """
 
 from __future__ import annotations

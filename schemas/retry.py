@@ -77,8 +77,16 @@ def classify(exc: BaseException) -> Verdict:
     since retrying loses nothing and attempts are bounded."""
     if isinstance(exc, ReauthorizationRequired):
         return Verdict.REAUTHORIZE
-    if isinstance(exc, PermanentError | MalformedError | pydantic.ValidationError | ValueError | TypeError
-                  | KeyError | UnicodeDecodeError):
+    if isinstance(
+        exc,
+        PermanentError
+        | MalformedError
+        | pydantic.ValidationError
+        | ValueError
+        | TypeError
+        | KeyError
+        | UnicodeDecodeError,
+    ):
         return Verdict.DEAD
     if isinstance(exc, httpx.HTTPStatusError):
         return classify_status(exc.response.status_code)

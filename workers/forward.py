@@ -17,9 +17,13 @@ from schemas.retry import Verdict, classify_status, delay_from_headers
 def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Sequence[Record]) -> None:
     """POST the envelope and its records; map the answer onto the error tree."""
     body = {
-        "id": envelope.id, "source": envelope.source, "vendor": envelope.vendor, "type": envelope.type,
+        "id": envelope.id,
+        "source": envelope.source,
+        "vendor": envelope.vendor,
+        "type": envelope.type,
         "occurred_at": envelope.occurred_at.isoformat() if envelope.occurred_at else None,
-        "received_at": envelope.received_at.isoformat(), "payload": envelope.payload,
+        "received_at": envelope.received_at.isoformat(),
+        "payload": envelope.payload,
         "records": [{"kind": r.kind, **r.data()} for r in items],
     }
     headers = {**target.headers, "Idempotency-Key": envelope.id, "Hookyard-Event-Type": envelope.type}

@@ -84,11 +84,22 @@ _TIME = events.c.available_at.type
 _CLAIM = (
     update(events)
     .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
-    .where(or_(events.c.state == ACCEPTED,
-               and_(events.c.state.in_((RETRY, PROCESSING)),
-                    events.c.available_at <= bindparam("b_now", type_=_TIME))))
-    .values(state=PROCESSING, lease_token=bindparam("b_token"), attempts=events.c.attempts + 1,
-            available_at=bindparam("b_expires", type_=_TIME), relay_at=bindparam("b_expires", type_=_TIME))
+    .where(
+        or_(
+            events.c.state == ACCEPTED,
+            and_(
+                events.c.state.in_((RETRY, PROCESSING)),
+                events.c.available_at <= bindparam("b_now", type_=_TIME),
+            ),
+        )
+    )
+    .values(
+        state=PROCESSING,
+        lease_token=bindparam("b_token"),
+        attempts=events.c.attempts + 1,
+        available_at=bindparam("b_expires", type_=_TIME),
+        relay_at=bindparam("b_expires", type_=_TIME),
+    )
     .returning(*events.c)
 )
 
@@ -99,19 +110,26 @@ def _upsert(dialect_name: str) -> Any:
     stmt = dialect_insert(dialect_name)(records)
     return stmt.on_conflict_do_update(
         index_elements=["vendor", "kind", "external_id"],
-        set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at,
-              "event_id": stmt.excluded.event_id, "version": records.c.version + 1},
-        where=or_(records.c.updated_at.is_(None), stmt.excluded.updated_at.is_(None),
-                  stmt.excluded.updated_at >= records.c.updated_at),
+        set_={
+            "data": stmt.excluded.data,
+            "updated_at": stmt.excluded.updated_at,
+            "event_id": stmt.excluded.event_id,
+            "version": records.c.version + 1,
+        },
+        where=or_(
+            records.c.updated_at.is_(None),
+            stmt.excluded.updated_at.is_(None),
+            stmt.excluded.updated_at >= records.c.updated_at,
+        ),
     )
 
 
-def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime,
-          lease_s: float) -> list[Any]:
+def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime, lease_s: float) -> list[Any]:
     """Take the lease on every claimable event among `event_ids` in one statement; their rows."""
     expires = now + timedelta(seconds=lease_s)
-    rows = list(conn.execute(_CLAIM, {"b_ids": list(event_ids), "b_now": now, "b_token": token,
-                                      "b_expires": expires}))
+    rows = list(
+        conn.execute(_CLAIM, {"b_ids": list(event_ids), "b_now": now, "b_token": token, "b_expires": expires})
+    )
     for row in rows:
         if row.attempts > 1:
             _note_lost_attempt(conn, row, now)
@@ -121,17 +139,27 @@ def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime,
 def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
     """The previous attempt left no record: its worker died holding the lease."""
     previous = row.attempts - 1
-    seen = conn.execute(select(attempts.c.id).where(attempts.c.event_id == row.id,
-                                                     attempts.c.number == previous)).first()
+    seen = conn.execute(
+        select(attempts.c.id).where(attempts.c.event_id == row.id, attempts.c.number == previous)
+    ).first()
     if seen is None:
-        conn.execute(insert(attempts).values(event_id=row.id, number=previous, started_at=now,
-                                             outcome="lease_expired"))
+        conn.execute(
+            insert(attempts).values(event_id=row.id, number=previous, started_at=now, outcome="lease_expired")
+        )
 
 
 def envelope_of(row: Any) -> Envelope:
-    return Envelope(id=row.id, source=row.source, vendor=row.vendor, type=row.type,
-                    dedupe_key=row.dedupe_key, occurred_at=row.occurred_at,
-                    received_at=row.received_at, headers=row.headers, payload=row.payload)
+    return Envelope(
+        id=row.id,
+        source=row.source,
+        vendor=row.vendor,
+        type=row.type,
+        dedupe_key=row.dedupe_key,
+        occurred_at=row.occurred_at,
+        received_at=row.received_at,
+        headers=row.headers,
+        payload=row.payload,
+    )
 
 
 def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -> None:
@@ -140,25 +168,40 @@ def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -
     One executemany (psycopg pipelines it into one round trip), applied in order, so two items with
     the same key behave as two upserts in a row."""
     if items:
-        conn.execute(_upsert(conn.dialect.name), [
-            {"vendor": vendor, "kind": r.kind, "external_id": r.external_id, "data": r.data(),
-             "updated_at": r.updated_at, "event_id": event_id, "version": 1}
-            for vendor, event_id, r in items])
+        conn.execute(
+            _upsert(conn.dialect.name),
+            [
+                {
+                    "vendor": vendor,
+                    "kind": r.kind,
+                    "external_id": r.external_id,
+                    "data": r.data(),
+                    "updated_at": r.updated_at,
+                    "event_id": event_id,
+                    "version": 1,
+                }
+                for vendor, event_id, r in items
+            ],
+        )
 
 
 def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
     """Update the event only while our lease holds (the row lock also fences late claimers)."""
-    result = conn.execute(update(events)
-                          .where(events.c.id == event_id, events.c.lease_token == token,
-                                 events.c.state == PROCESSING)
-                          .values(lease_token=None, **values))
+    result = conn.execute(
+        update(events)
+        .where(events.c.id == event_id, events.c.lease_token == token, events.c.state == PROCESSING)
+        .values(lease_token=None, **values)
+    )
     return result.rowcount == 1
 
 
 _FINISH = (
     update(events)
-    .where(events.c.id.in_(bindparam("b_ids", expanding=True)), events.c.lease_token == bindparam("b_token"),
-           events.c.state == PROCESSING)
+    .where(
+        events.c.id.in_(bindparam("b_ids", expanding=True)),
+        events.c.lease_token == bindparam("b_token"),
+        events.c.state == PROCESSING,
+    )
     .values(state=DONE, processed_at=bindparam("b_now", type_=_TIME), lease_token=None, last_error=None)
     .returning(events.c.id)
 )
@@ -169,16 +212,29 @@ def finish(conn: Connection, event_ids: Sequence[str], token: str, now: datetime
     return {r.id for r in conn.execute(_FINISH, {"b_ids": list(event_ids), "b_token": token, "b_now": now})}
 
 
-def _attempt_row(row: Any, started: datetime, outcome: str,
-                 error: BaseException | None = None) -> dict[str, Any]:
-    return {"event_id": row.id, "number": row.attempts, "started_at": started, "outcome": outcome,
-            "duration_ms": int((utcnow() - started).total_seconds() * 1000),
-            "error_class": type(error).__name__ if error else None,
-            "error_message": str(error)[:4000] if error else None}
+def _attempt_row(
+    row: Any, started: datetime, outcome: str, error: BaseException | None = None
+) -> dict[str, Any]:
+    return {
+        "event_id": row.id,
+        "number": row.attempts,
+        "started_at": started,
+        "outcome": outcome,
+        "duration_ms": int((utcnow() - started).total_seconds() * 1000),
+        "error_class": type(error).__name__ if error else None,
+        "error_message": str(error)[:4000] if error else None,
+    }
 
 
-def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: RetryPolicy,
-         started: datetime, rand: Callable[[], float]) -> Outcome:
+def fail(
+    engine: Engine,
+    row: Any,
+    token: str,
+    error: BaseException,
+    policy: RetryPolicy,
+    started: datetime,
+    rand: Callable[[], float],
+) -> Outcome:
     """Record the failure; retry later when it is transient and attempts remain, else dead-letter."""
     now = utcnow()
     verdict = classify(error)
@@ -187,8 +243,9 @@ def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: Ret
         if verdict is Verdict.RETRY and row.attempts < policy.max_attempts:
             hint = error.retry_after_s if isinstance(error, TransientError) else None
             due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(row.attempts, rand))
-            if not _fence(conn, row.id, token, state=RETRY, available_at=due, relay_at=due,
-                          last_error=message):
+            if not _fence(
+                conn, row.id, token, state=RETRY, available_at=due, relay_at=due, last_error=message
+            ):
                 conn.rollback()
                 return Outcome.LOST_LEASE
             conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.RETRY, error)])
@@ -204,10 +261,19 @@ def fail(engine: Engine, row: Any, token: str, error: BaseException, policy: Ret
 
 
 def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime) -> None:
-    values = {"source": row.source, "vendor": row.vendor, "type": row.type, "task": PROCESS_TASK,
-              "args": [[row.id]], "error_class": type(error).__name__, "error_message": str(error)[:4000],
-              "traceback": "".join(traceback.format_exception(error))[-16000:],
-              "attempts": row.attempts, "died_at": now, "state": DEAD}
+    values = {
+        "source": row.source,
+        "vendor": row.vendor,
+        "type": row.type,
+        "task": PROCESS_TASK,
+        "args": [[row.id]],
+        "error_class": type(error).__name__,
+        "error_message": str(error)[:4000],
+        "traceback": "".join(traceback.format_exception(error))[-16000:],
+        "attempts": row.attempts,
+        "died_at": now,
+        "state": DEAD,
+    }
     stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
 
@@ -263,8 +329,9 @@ def _prepare(row: Any, ctx: Context) -> list[Record]:
     return items
 
 
-def _finish(conn: Connection, ready: Sequence[tuple[Any, list[Record]]], token: str,
-            started: datetime) -> dict[str, Outcome]:
+def _finish(
+    conn: Connection, ready: Sequence[tuple[Any, list[Record]]], token: str, started: datetime
+) -> dict[str, Outcome]:
     """One transaction: fence on our leases, upsert the records of those still ours, mark them done."""
     if not ready:
         return {}
@@ -283,9 +350,12 @@ def _finish(conn: Connection, ready: Sequence[tuple[Any, list[Record]]], token: 
 
 
 def due_for_relay(conn: Connection, now: datetime, limit: int) -> list[Any]:
-    stmt = (select(events.c.id, events.c.vendor, events.c.relayed)
-            .where(events.c.state.in_((ACCEPTED, RETRY, PROCESSING)), events.c.relay_at <= now)
-            .order_by(events.c.relay_at).limit(limit))
+    stmt = (
+        select(events.c.id, events.c.vendor, events.c.relayed)
+        .where(events.c.state.in_((ACCEPTED, RETRY, PROCESSING)), events.c.relay_at <= now)
+        .order_by(events.c.relay_at)
+        .limit(limit)
+    )
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(conn.execute(stmt))

@@ -30,8 +30,12 @@ def relay(engine: Engine, *, grace_s: float, limit: int) -> int:
         publish((row.id, row.vendor) for row in rows)
         for doublings in {min(row.relayed, MAX_BACKOFF_DOUBLINGS) for row in rows}:
             ids = [r.id for r in rows if min(r.relayed, MAX_BACKOFF_DOUBLINGS) == doublings]
-            conn.execute(update(events).where(events.c.id.in_(ids)).values(
-                relay_at=now + timedelta(seconds=grace_s * 2 ** doublings),
-                relayed=events.c.relayed + 1))
+            conn.execute(
+                update(events)
+                .where(events.c.id.in_(ids))
+                .values(
+                    relay_at=now + timedelta(seconds=grace_s * 2**doublings), relayed=events.c.relayed + 1
+                )
+            )
     log.info("relay.published", events=len(rows))
     return len(rows)

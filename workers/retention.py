@@ -23,8 +23,14 @@ def _prune_events(engine: Engine, states: tuple[str, ...], older_than: timedelta
     total = 0
     while True:
         with engine.begin() as conn:
-            ids = [r.id for r in conn.execute(select(events.c.id).where(
-                events.c.state.in_(states), events.c.received_at < cutoff).limit(batch))]
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(events.c.id)
+                    .where(events.c.state.in_(states), events.c.received_at < cutoff)
+                    .limit(batch)
+                )
+            ]
             if not ids:
                 return total
             conn.execute(delete(attempts).where(attempts.c.event_id.in_(ids)))
@@ -33,14 +39,17 @@ def _prune_events(engine: Engine, states: tuple[str, ...], older_than: timedelta
         total += len(ids)
 
 
-def prune(engine: Engine, *, processed_days: float, dead_letter_days: float,
-          batch: int = 1000) -> dict[str, int]:
+def prune(
+    engine: Engine, *, processed_days: float, dead_letter_days: float, batch: int = 1000
+) -> dict[str, int]:
     """Dead letters go after `dead_letter_days` (their events stay, purged, for deduplication);
     processed and purged events after `processed_days` (never under the 7-day retry horizon)."""
     with engine.begin() as conn:
         purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days))
     days = max(processed_days, MIN_PROCESSED_DAYS)
-    pruned = {"dead_letters": purged,
-              "events": _prune_events(engine, (DONE, PURGED), timedelta(days=days), batch)}
+    pruned = {
+        "dead_letters": purged,
+        "events": _prune_events(engine, (DONE, PURGED), timedelta(days=days), batch),
+    }
     log.info("retention.pruned", **pruned)
     return pruned

@@ -34,12 +34,16 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
         raise MalformedError("missing X-Chatwoot-Delivery header", code="missing_header")
     payload = load_object(body)
     event = text(payload.get("event")) or "unknown"
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=delivery,
-        type=EVENTS.get(event, f"chatwoot.{event}"),
-        payload=payload,
-        occurred_at=parse_time(payload.get("created_at")) or parse_time(payload.get("timestamp")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=delivery,
+                type=EVENTS.get(event, f"chatwoot.{event}"),
+                payload=payload,
+                occurred_at=parse_time(payload.get("created_at")) or parse_time(payload.get("timestamp")),
+            )
+        ]
+    )
 
 
 def _time(value: Any) -> Any:
@@ -57,8 +61,9 @@ def _conversation(data: dict[str, Any]) -> Conversation | None:
         external_id=text(data.get("id")),
         status=text(data.get("status")),
         inbox_id=text(data.get("inbox_id")),
-        contact_id=(text(obj(meta.get("sender")).get("id"))
-                    or text(obj(data.get("contact_inbox")).get("contact_id"))),
+        contact_id=(
+            text(obj(meta.get("sender")).get("id")) or text(obj(data.get("contact_inbox")).get("contact_id"))
+        ),
         assignee_id=text(obj(meta.get("assignee")).get("id")),
         channel=text(data.get("channel")),
         created_at=_time(data.get("created_at")),
@@ -94,6 +99,9 @@ def normalize(envelope: Envelope) -> list[Record]:
         conversation = _conversation(data)
         return [conversation] if conversation else []
     if envelope.type in ("customer.created", "customer.updated"):
-        return [Customer(external_id=text(data.get("id")), email=text(data.get("email")),
-                         name=text(data.get("name")))]
+        return [
+            Customer(
+                external_id=text(data.get("id")), email=text(data.get("email")), name=text(data.get("name"))
+            )
+        ]
     return []

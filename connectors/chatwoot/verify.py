@@ -11,10 +11,15 @@ from typing import Any
 
 from connectors.signing import Scheme
 
-SCHEME = Scheme(signature_header="x-chatwoot-signature", prefix="sha256=", template="{timestamp}.{body}",
-                timestamp_header="x-chatwoot-timestamp")
+SCHEME = Scheme(
+    signature_header="x-chatwoot-signature",
+    prefix="sha256=",
+    template="{timestamp}.{body}",
+    timestamp_header="x-chatwoot-timestamp",
+)
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     SCHEME.verify(body, headers, secrets, now, options)

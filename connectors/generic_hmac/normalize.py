@@ -1,11 +1,11 @@
 """Generic HMAC deliveries: dedupe key and type read from where the source's options say.
 
-    dedupe_header   header holding the delivery id (e.g. "X-Request-Id"), or
-    dedupe_pointer  JSON pointer into the body (e.g. "/id"); neither: a hash of the body
-    type_pointer    JSON pointer to the event type (e.g. "/type"), or
-    type            a fixed type for every delivery of the source
-    type_prefix     prefix of non-canonical types (default "generic")
-    types           map from the sender's type names to canonical ones
+dedupe_header   header holding the delivery id (e.g. "X-Request-Id"), or
+dedupe_pointer  JSON pointer into the body (e.g. "/id"); neither: a hash of the body
+type_pointer    JSON pointer to the event type (e.g. "/type"), or
+type            a fixed type for every delivery of the source
+type_prefix     prefix of non-canonical types (default "generic")
+types           map from the sender's type names to canonical ones
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def dedupe_key(body: bytes, headers: Mapping[str, str], options: Mapping[str, An
     if options.get("dedupe_header"):
         value = headers.get(str(options["dedupe_header"]).lower())
         if not value:
-            raise MalformedError(f"missing {options['dedupe_header']} header (the dedupe key)",
-                                 code="missing_id")
+            raise MalformedError(
+                f"missing {options['dedupe_header']} header (the dedupe key)", code="missing_id"
+            )
         return value
     if options.get("dedupe_pointer") is not None:
         value = text(_pointer(options, "dedupe_pointer", payload))
@@ -54,12 +55,16 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     name = text(_pointer(options, "type_pointer", payload)) or text(options.get("type")) or "event"
     canonical = obj(options.get("types")).get(name)
     prefix = text(options.get("type_prefix")) or "generic"
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=dedupe_key(body, headers, options, payload),
-        type=canonical if isinstance(canonical, str) else f"{prefix}.{name}",
-        payload=payload,
-        occurred_at=parse_time(_pointer(options, "time_pointer", payload)),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=dedupe_key(body, headers, options, payload),
+                type=canonical if isinstance(canonical, str) else f"{prefix}.{name}",
+                payload=payload,
+                occurred_at=parse_time(_pointer(options, "time_pointer", payload)),
+            )
+        ]
+    )
 
 
 def normalize(envelope: Envelope) -> list[Record]:

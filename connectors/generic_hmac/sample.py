@@ -14,8 +14,9 @@ from connectors.generic_hmac.verify import scheme
 from connectors.payloads import pointer_tokens
 
 
-def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,
-         options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sign(
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+) -> SignedRequest:
     return SignedRequest(body=body, headers=scheme(options or {}).sign(body, headers, secret, now))
 
 
@@ -31,8 +32,12 @@ def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) ->
     options = options or {"header": "X-Signature"}
     delivery = str(uuid.uuid4())
     when = datetime.fromtimestamp(int(now), UTC).isoformat()
-    document: dict[str, Any] = {"id": f"evt_{uuid.uuid4().hex}", "type": "order.created", "created_at": when,
-                                "data": {"order_id": "1042", "total": "49.90", "currency": "EUR"}}
+    document: dict[str, Any] = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "order.created",
+        "created_at": when,
+        "data": {"order_id": "1042", "total": "49.90", "currency": "EUR"},
+    }
     if isinstance(options.get("dedupe_pointer"), str) and options["dedupe_pointer"]:
         _place(document, options["dedupe_pointer"], delivery)
     if isinstance(options.get("type_pointer"), str) and options["type_pointer"]:

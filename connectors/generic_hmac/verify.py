@@ -1,15 +1,15 @@
 """Generic HMAC: one signature header over a template, configured per source through options.
 
-    header            signature header name (required), e.g. "X-Signature"
-    algorithm         sha1 | sha256 (default) | sha512
-    encoding          hex (default) | base64
-    prefix            text before the signature, e.g. "sha256=" (default none)
-    template          what is signed, with {body} once and optionally {timestamp} and {id}
-                      (default "{body}"), e.g. "{timestamp}.{body}"
-    timestamp_header  header carrying the signed timestamp; turns on the ±tolerance_s window
-    timestamp_format  unix (default) | iso8601 | http-date
-    id_header         header carrying the {id} the template signs
-    tolerance_s       the window, 300 s by default
+header            signature header name (required), e.g. "X-Signature"
+algorithm         sha1 | sha256 (default) | sha512
+encoding          hex (default) | base64
+prefix            text before the signature, e.g. "sha256=" (default none)
+template          what is signed, with {body} once and optionally {timestamp} and {id}
+                  (default "{body}"), e.g. "{timestamp}.{body}"
+timestamp_header  header carrying the signed timestamp; turns on the ±tolerance_s window
+timestamp_format  unix (default) | iso8601 | http-date
+id_header         header carrying the {id} the template signs
+tolerance_s       the window, 300 s by default
 """
 
 from __future__ import annotations
@@ -41,11 +41,15 @@ def scheme(options: Mapping[str, Any]) -> Scheme:
     bad = [name for name, value in fields.items() if not isinstance(value, str)]
     if bad:
         raise ConfigError(f"generic-hmac options {', '.join(bad)} must be strings")
-    return Scheme(signature_header=signature_header,
-                  timestamp_header=_header_name(options, "timestamp_header"),
-                  id_header=_header_name(options, "id_header"), **fields)
+    return Scheme(
+        signature_header=signature_header,
+        timestamp_header=_header_name(options, "timestamp_header"),
+        id_header=_header_name(options, "id_header"),
+        **fields,
+    )
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     scheme(options).verify(body, headers, secrets, now, options)

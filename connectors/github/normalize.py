@@ -26,12 +26,18 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     payload = _payload(body, headers)
     action = text(payload.get("action"))
     subject = obj(payload.get("issue") or payload.get("pull_request"))
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=delivery,
-        type=f"github.{event}.{action}" if action else f"github.{event}",
-        payload=payload,
-        occurred_at=parse_time(subject.get("updated_at") or obj(payload.get("head_commit")).get("timestamp")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=delivery,
+                type=f"github.{event}.{action}" if action else f"github.{event}",
+                payload=payload,
+                occurred_at=parse_time(
+                    subject.get("updated_at") or obj(payload.get("head_commit")).get("timestamp")
+                ),
+            )
+        ]
+    )
 
 
 def _ticket(issue: dict[str, Any]) -> Ticket:
@@ -57,12 +63,14 @@ def normalize(envelope: Envelope) -> list[Record]:
     records: list[Record] = [_ticket(issue)]
     comment = obj(payload.get("comment"))
     if envelope.type == "github.issue_comment.created" and text(comment.get("id")):
-        records.append(Message(
-            external_id=text(comment.get("id")),
-            conversation_id=text(issue.get("id")),
-            author_id=text(obj(comment.get("user")).get("login")),
-            text=text(comment.get("body")),
-            created_at=parse_time(comment.get("created_at")),
-            updated_at=parse_time(comment.get("updated_at")),
-        ))
+        records.append(
+            Message(
+                external_id=text(comment.get("id")),
+                conversation_id=text(issue.get("id")),
+                author_id=text(obj(comment.get("user")).get("login")),
+                text=text(comment.get("body")),
+                created_at=parse_time(comment.get("created_at")),
+                updated_at=parse_time(comment.get("updated_at")),
+            )
+        )
     return records

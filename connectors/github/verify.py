@@ -13,6 +13,7 @@ from connectors.signing import Scheme
 SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     SCHEME.verify(body, headers, secrets, now, options)

@@ -45,8 +45,9 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     declared, sent_to = obj(request.get("meta")).get("klaviyo_webhook_id"), headers.get("klaviyo-webhook-id")
     if declared is not None and sent_to and declared != sent_to:
         # Klaviyo: "if these values do not match … you should not process the webhook"
-        raise MalformedError("meta.klaviyo_webhook_id does not match the Klaviyo-Webhook-Id header",
-                             code="webhook_id_mismatch")
+        raise MalformedError(
+            "meta.klaviyo_webhook_id does not match the Klaviyo-Webhook-Id header", code="webhook_id_mismatch"
+        )
     data = request.get("data")
     if not isinstance(data, list):
         raise MalformedError("Klaviyo webhook body has no data[] array", code="missing_data")
@@ -87,24 +88,28 @@ def normalize(envelope: Envelope) -> list[Record]:
     person = obj(_included(payload, "profile", profile_id).get("attributes"))
     metric = obj(_included(payload, "metric", _related(event, "metric")).get("attributes"))
     name = topic.removeprefix(TOPIC_PREFIX)
-    records: list[Record] = [MarketingEvent(
-        external_id=external_id,
-        name=text(metric.get("name")) or name.replace("_", " ").capitalize(),
-        channel=next((c for c in ("email", "sms", "push") if c in name.split("_")), None),
-        profile_id=profile_id,
-        email=text(person.get("email")) or text(props.get("$email")),
-        campaign_id=text(props.get("$message")),
-        flow_id=text(props.get("$flow")),
-        subject=text(props.get("Subject")),
-        occurred_at=parse_time(attributes.get("datetime")) or parse_time(attributes.get("timestamp")),
-    )]
+    records: list[Record] = [
+        MarketingEvent(
+            external_id=external_id,
+            name=text(metric.get("name")) or name.replace("_", " ").capitalize(),
+            channel=next((c for c in ("email", "sms", "push") if c in name.split("_")), None),
+            profile_id=profile_id,
+            email=text(person.get("email")) or text(props.get("$email")),
+            campaign_id=text(props.get("$message")),
+            flow_id=text(props.get("$flow")),
+            subject=text(props.get("Subject")),
+            occurred_at=parse_time(attributes.get("datetime")) or parse_time(attributes.get("timestamp")),
+        )
+    ]
     if profile_id and person:
-        records.append(Profile(
-            external_id=profile_id,
-            email=text(person.get("email")),
-            phone=text(person.get("phone_number")),
-            first_name=text(person.get("first_name")),
-            last_name=text(person.get("last_name")),
-            updated_at=parse_time(person.get("updated")),
-        ))
+        records.append(
+            Profile(
+                external_id=profile_id,
+                email=text(person.get("email")),
+                phone=text(person.get("phone_number")),
+                first_name=text(person.get("first_name")),
+                last_name=text(person.get("last_name")),
+                updated_at=parse_time(person.get("updated")),
+            )
+        )
     return records

@@ -11,10 +11,15 @@ from typing import Any
 
 from connectors.signing import Scheme
 
-SCHEME = Scheme(signature_header="klaviyo-signature", template="{body}{timestamp}",
-                timestamp_header="klaviyo-timestamp", timestamp_format="http-date")
+SCHEME = Scheme(
+    signature_header="klaviyo-signature",
+    template="{body}{timestamp}",
+    timestamp_header="klaviyo-timestamp",
+    timestamp_format="http-date",
+)
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     SCHEME.verify(body, headers, secrets, now, options)

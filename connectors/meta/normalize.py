@@ -29,8 +29,11 @@ def _messaging_ids(entry: dict[str, Any]) -> list[str]:
     for change in map(obj, items(entry.get("changes"))):
         value = obj(change.get("value"))
         ids += [m for m in (text(obj(msg).get("id")) for msg in items(value.get("messages"))) if m]
-        ids += [f"{text(obj(s).get('id'))}:{text(obj(s).get('status'))}" for s in items(value.get("statuses"))
-                if text(obj(s).get("id"))]
+        ids += [
+            f"{text(obj(s).get('id'))}:{text(obj(s).get('status'))}"
+            for s in items(value.get("statuses"))
+            if text(obj(s).get("id"))
+        ]
     return ids
 
 
@@ -67,9 +70,15 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     deliveries: dict[str, Delivery] = {}
     for entry in map(obj, entries):
         key = entry_key(kind, entry)
-        deliveries.setdefault(key, Delivery(dedupe_key=key, type=entry_type(kind, entry),
-                                            payload={"object": kind, "entry": entry},
-                                            occurred_at=parse_epoch(entry.get("time"))))
+        deliveries.setdefault(
+            key,
+            Delivery(
+                dedupe_key=key,
+                type=entry_type(kind, entry),
+                payload={"object": kind, "entry": entry},
+                occurred_at=parse_epoch(entry.get("time")),
+            ),
+        )
     return Parsed(deliveries=list(deliveries.values()))
 
 
@@ -80,9 +89,16 @@ def _messenger(entry: dict[str, Any]) -> list[Record]:
         sender = text(obj(event.get("sender")).get("id"))
         if not text(message.get("mid")) or message.get("is_echo"):
             continue
-        records.append(Message(external_id=text(message.get("mid")), conversation_id=sender,
-                               direction="inbound", author_id=sender, text=text(message.get("text")),
-                               created_at=parse_epoch(event.get("timestamp"))))
+        records.append(
+            Message(
+                external_id=text(message.get("mid")),
+                conversation_id=sender,
+                direction="inbound",
+                author_id=sender,
+                text=text(message.get("text")),
+                created_at=parse_epoch(event.get("timestamp")),
+            )
+        )
     return records
 
 
@@ -92,15 +108,24 @@ def _whatsapp(entry: dict[str, Any]) -> list[Record]:
         value = obj(change.get("value"))
         for contact in map(obj, items(value.get("contacts"))):
             if text(contact.get("wa_id")):
-                records.append(Customer(external_id=text(contact.get("wa_id")),
-                                        name=text(obj(contact.get("profile")).get("name"))))
+                records.append(
+                    Customer(
+                        external_id=text(contact.get("wa_id")),
+                        name=text(obj(contact.get("profile")).get("name")),
+                    )
+                )
         for message in map(obj, items(value.get("messages"))):
             if text(message.get("id")):
-                records.append(Message(external_id=text(message.get("id")),
-                                       conversation_id=text(message.get("from")), direction="inbound",
-                                       author_id=text(message.get("from")),
-                                       text=text(obj(message.get("text")).get("body")),
-                                       created_at=parse_epoch(message.get("timestamp"))))
+                records.append(
+                    Message(
+                        external_id=text(message.get("id")),
+                        conversation_id=text(message.get("from")),
+                        direction="inbound",
+                        author_id=text(message.get("from")),
+                        text=text(obj(message.get("text")).get("body")),
+                        created_at=parse_epoch(message.get("timestamp")),
+                    )
+                )
     return records
 
 

@@ -19,8 +19,9 @@ SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")
 CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{1,256}")  # Meta sends an integer; never echo markup back
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     SCHEME.verify(body, headers, secrets, now, options)
 
 

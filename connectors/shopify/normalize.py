@@ -42,12 +42,16 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     # One merchant action shares an event id across deliveries; several subscriptions to one
     # topic each deliver it, so the topic is part of the key.
     event_id = _header(headers, "event-id") or _header(headers, "webhook-id") or body_hash(body)
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=f"{shop}:{topic}:{event_id}",
-        type=TOPICS.get(topic, f"shopify.{topic}"),
-        payload=payload,
-        occurred_at=parse_time(_header(headers, "triggered-at")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=f"{shop}:{topic}:{event_id}",
+                type=TOPICS.get(topic, f"shopify.{topic}"),
+                payload=payload,
+                occurred_at=parse_time(_header(headers, "triggered-at")),
+            )
+        ]
+    )
 
 
 def _customer(data: Any) -> Customer | None:
@@ -55,8 +59,12 @@ def _customer(data: Any) -> Customer | None:
     if text(data.get("id")) is None:
         return None
     name = " ".join(p for p in (text(data.get("first_name")), text(data.get("last_name"))) if p) or None
-    return Customer(external_id=text(data["id"]), email=text(data.get("email")), name=name,
-                    updated_at=parse_time(data.get("updated_at")))
+    return Customer(
+        external_id=text(data["id"]),
+        email=text(data.get("email")),
+        name=name,
+        updated_at=parse_time(data.get("updated_at")),
+    )
 
 
 @validated
@@ -88,6 +96,12 @@ def normalize(envelope: Envelope) -> list[Record]:
         total = money(sum((a for a in amounts if a is not None), 0), currency)
         if total is None:
             return []
-        return [Refund(external_id=external_id, amount=total, payment_id=text(data.get("order_id")),
-                       created_at=parse_time(data.get("created_at")))]
+        return [
+            Refund(
+                external_id=external_id,
+                amount=total,
+                payment_id=text(data.get("order_id")),
+                created_at=parse_time(data.get("created_at")),
+            )
+        ]
     return []

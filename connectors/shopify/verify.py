@@ -19,8 +19,9 @@ def signature_header(headers: Mapping[str, str]) -> str:
     return value
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     received = signature_header(headers)
     expected = [b64_digest(secret.encode(), body) for secret in usable_secrets(secrets)]
     if not any_match(expected, [received.strip()]):

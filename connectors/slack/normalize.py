@@ -33,8 +33,11 @@ def _form(body: bytes) -> Parsed:
         payload = load_object(form["payload"].encode())
         kind = text(payload.get("type")) or "unknown"
         key = text(payload.get("trigger_id")) or body_hash(body)
-        return Parsed(deliveries=[Delivery(dedupe_key=f"interaction:{key}", type=f"slack.interaction.{kind}",
-                                           payload=payload)])
+        return Parsed(
+            deliveries=[
+                Delivery(dedupe_key=f"interaction:{key}", type=f"slack.interaction.{kind}", payload=payload)
+            ]
+        )
     if "command" in form:
         key = form.get("trigger_id") or body_hash(body)
         return Parsed(deliveries=[Delivery(dedupe_key=f"command:{key}", type="slack.command", payload=form)])
@@ -56,12 +59,28 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
         if event_id is None:
             raise MalformedError("event_callback without event_id", code="missing_id")
         event_type = text(obj(payload.get("event")).get("type")) or "unknown"
-        return Parsed(deliveries=[Delivery(dedupe_key=event_id, type=f"slack.{event_type}", payload=payload,
-                                           occurred_at=parse_time(payload.get("event_time")))])
+        return Parsed(
+            deliveries=[
+                Delivery(
+                    dedupe_key=event_id,
+                    type=f"slack.{event_type}",
+                    payload=payload,
+                    occurred_at=parse_time(payload.get("event_time")),
+                )
+            ]
+        )
     if kind == "app_rate_limited":
         key = f"app_rate_limited:{payload.get('team_id')}:{payload.get('minute_rate_limited')}"
-        return Parsed(deliveries=[Delivery(dedupe_key=key, type="slack.app_rate_limited", payload=payload,
-                                           occurred_at=parse_time(payload.get("minute_rate_limited")))])
+        return Parsed(
+            deliveries=[
+                Delivery(
+                    dedupe_key=key,
+                    type="slack.app_rate_limited",
+                    payload=payload,
+                    occurred_at=parse_time(payload.get("minute_rate_limited")),
+                )
+            ]
+        )
     raise MalformedError(f"unknown Slack payload type {str(kind)[:40]!r}", code="unknown_payload")
 
 
@@ -73,11 +92,13 @@ def normalize(envelope: Envelope) -> list[Record]:
         return []
     if event.get("subtype") in ("message_changed", "message_deleted"):
         return []  # edits and deletions carry the message in event.message / previous_message
-    return [Message(
-        external_id=f"{channel}:{ts}",
-        conversation_id=f"{channel}:{text(event.get('thread_ts')) or ts}",
-        direction="outbound" if event.get("bot_id") else "inbound",
-        author_id=text(event.get("user")) or text(event.get("bot_id")),
-        text=text(event.get("text")),
-        created_at=parse_epoch(ts),
-    )]
+    return [
+        Message(
+            external_id=f"{channel}:{ts}",
+            conversation_id=f"{channel}:{text(event.get('thread_ts')) or ts}",
+            direction="outbound" if event.get("bot_id") else "inbound",
+            author_id=text(event.get("user")) or text(event.get("bot_id")),
+            text=text(event.get("text")),
+            created_at=parse_epoch(ts),
+        )
+    ]

@@ -22,12 +22,16 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     event_type = text(obj(payload).get("type")) or "event"
     canonical = obj(options.get("types")).get(event_type)
     prefix = options.get("type_prefix") or "standard-webhooks"
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=msg_id,
-        type=canonical if isinstance(canonical, str) else f"{prefix}.{event_type}",
-        payload=payload,
-        occurred_at=parse_time(obj(payload).get("timestamp")) or parse_time(int(timestamp.strip())),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=msg_id,
+                type=canonical if isinstance(canonical, str) else f"{prefix}.{event_type}",
+                payload=payload,
+                occurred_at=parse_time(obj(payload).get("timestamp")) or parse_time(int(timestamp.strip())),
+            )
+        ]
+    )
 
 
 def normalize(envelope: Envelope) -> list[Record]:

@@ -38,8 +38,11 @@ def key(secret: str) -> bytes:
 def headers_of(headers: Mapping[str, str]) -> tuple[str, str, str]:
     """(id, timestamp, signature) from the webhook-* headers, or their svix-* twins."""
     family = "webhook" if "webhook-signature" in headers or "svix-signature" not in headers else "svix"
-    return (header(headers, f"{family}-id"), header(headers, f"{family}-timestamp"),
-            header(headers, f"{family}-signature"))
+    return (
+        header(headers, f"{family}-id"),
+        header(headers, f"{family}-timestamp"),
+        header(headers, f"{family}-signature"),
+    )
 
 
 def signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
@@ -50,8 +53,9 @@ def signatures(value: str) -> list[str]:
     return [sig for version, _, sig in (item.partition(",") for item in value.split()) if version == "v1"]
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     keys = [key(secret) for secret in usable_secrets(secrets)]
     msg_id, timestamp, signature = headers_of(headers)
     issued = parse_unix(timestamp)

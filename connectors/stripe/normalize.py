@@ -47,28 +47,40 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
     event_id, event_type = event.get("id"), text(event.get("type"))
     if not isinstance(event_id, str) or not event_id:
         raise MalformedError("Stripe event has no id", code="missing_id")
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=event_id,
-        type=TYPES.get(event_type or "", f"stripe.{event_type or 'unknown'}"),
-        payload=event,
-        occurred_at=parse_time(event.get("created")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=event_id,
+                type=TYPES.get(event_type or "", f"stripe.{event_type or 'unknown'}"),
+                payload=event,
+                occurred_at=parse_time(event.get("created")),
+            )
+        ]
+    )
 
 
 def _payment_intent(data: dict[str, Any]) -> list[Record]:
     amount = data.get("amount_received") if data.get("status") == "succeeded" else data.get("amount")
     total = _amount(data, amount)
-    return [Payment(external_id=text(data.get("id")), amount=total,
-                    status=text(data.get("status")) or "unknown", customer_id=text(data.get("customer")),
-                    created_at=parse_time(data.get("created")))]
+    return [
+        Payment(
+            external_id=text(data.get("id")),
+            amount=total,
+            status=text(data.get("status")) or "unknown",
+            customer_id=text(data.get("customer")),
+            created_at=parse_time(data.get("created")),
+        )
+    ]
 
 
 def _amount(data: dict[str, Any], amount: Any) -> Money:
     """The object's amount as Money; a known payment object without a usable one is InvalidPayload."""
     total = minor_units(amount, data.get("currency"))
     if total is None:
-        raise InvalidPayload(f"{data.get('object')} {data.get('id')}: amount {amount!r} "
-                             f"in currency {data.get('currency')!r} is not a usable amount")
+        raise InvalidPayload(
+            f"{data.get('object')} {data.get('id')}: amount {amount!r} "
+            f"in currency {data.get('currency')!r} is not a usable amount"
+        )
     return total
 
 
@@ -76,29 +88,48 @@ def _charge(data: dict[str, Any]) -> list[Record]:
     """A charge is one attempt at a PaymentIntent: it updates the payment keyed by the intent."""
     total = _amount(data, data.get("amount"))
     status = "refunded" if data.get("refunded") else text(data.get("status")) or "unknown"
-    return [Payment(external_id=text(data.get("payment_intent")) or text(data.get("id")), amount=total,
-                    status=status, customer_id=text(data.get("customer")),
-                    created_at=parse_time(data.get("created")))]
+    return [
+        Payment(
+            external_id=text(data.get("payment_intent")) or text(data.get("id")),
+            amount=total,
+            status=status,
+            customer_id=text(data.get("customer")),
+            created_at=parse_time(data.get("created")),
+        )
+    ]
 
 
 def _refund(data: dict[str, Any]) -> list[Record]:
     total = _amount(data, data.get("amount"))
-    return [Refund(external_id=text(data.get("id")), amount=total,
-                   payment_id=text(data.get("payment_intent")) or text(data.get("charge")),
-                   status=text(data.get("status")), created_at=parse_time(data.get("created")))]
+    return [
+        Refund(
+            external_id=text(data.get("id")),
+            amount=total,
+            payment_id=text(data.get("payment_intent")) or text(data.get("charge")),
+            status=text(data.get("status")),
+            created_at=parse_time(data.get("created")),
+        )
+    ]
 
 
 def _customer(data: dict[str, Any]) -> list[Record]:
-    return [Customer(external_id=text(data.get("id")), email=text(data.get("email")),
-                     name=text(data.get("name")))]
+    return [
+        Customer(external_id=text(data.get("id")), email=text(data.get("email")), name=text(data.get("name")))
+    ]
 
 
 def _checkout(data: dict[str, Any]) -> list[Record]:
     details = obj(data.get("customer_details"))
-    return [Order(external_id=text(data.get("id")), email=text(details.get("email")),
-                  total=minor_units(data.get("amount_total"), data.get("currency")),
-                  financial_status=text(data.get("payment_status")),
-                  created_at=parse_time(data.get("created")), customer_id=text(data.get("customer")))]
+    return [
+        Order(
+            external_id=text(data.get("id")),
+            email=text(details.get("email")),
+            total=minor_units(data.get("amount_total"), data.get("currency")),
+            financial_status=text(data.get("payment_status")),
+            created_at=parse_time(data.get("created")),
+            customer_id=text(data.get("customer")),
+        )
+    ]
 
 
 def _types(mapper: Any, obj_name: str, *event_types: str) -> dict[str, tuple[Any, str]]:
@@ -107,14 +138,27 @@ def _types(mapper: Any, obj_name: str, *event_types: str) -> dict[str, tuple[Any
 
 # canonical or stripe.* type → (record mapper, the Stripe object its data must be)
 MAPPERS = {
-    **_types(_payment_intent, "payment_intent", "payment_intent.created", "payment_intent.processing",
-             "payment_intent.requires_action", "payment_intent.succeeded", "payment_intent.payment_failed",
-             "payment_intent.canceled", "payment_intent.amount_capturable_updated"),
+    **_types(
+        _payment_intent,
+        "payment_intent",
+        "payment_intent.created",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.amount_capturable_updated",
+    ),
     **_types(_charge, "charge", "charge.succeeded", "charge.failed", "charge.captured", "charge.refunded"),
     **_types(_refund, "refund", "refund.created", "refund.updated", "refund.failed"),
     **_types(_customer, "customer", "customer.created", "customer.updated"),
-    **_types(_checkout, "checkout.session", "checkout.session.completed",
-             "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed"),
+    **_types(
+        _checkout,
+        "checkout.session",
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+    ),
 }
 
 

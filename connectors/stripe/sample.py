@@ -13,8 +13,9 @@ from connectors.signing import hex_digest
 from connectors.stripe.verify import signed_payload
 
 
-def sign(body: bytes, headers: Mapping[str, str], secret: str, now: float,
-         options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sign(
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+) -> SignedRequest:
     """Stripe re-signs every attempt with a fresh `t`."""
     timestamp = str(int(now))
     signature = hex_digest(secret.encode(), signed_payload(timestamp, body))
@@ -28,30 +29,42 @@ def _id(prefix: str) -> str:
 def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
     created = int(now) - 2
     intent = _id("pi")
-    body = orjson.dumps({
-        "id": _id("evt"),
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": created,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": _id("req"), "idempotency_key": random_ids.token_hex(16)},
-        "type": "payment_intent.succeeded",
-        "data": {"object": {
-            "id": intent,
-            "object": "payment_intent",
-            "amount": 2000,
-            "amount_received": 2000,
-            "currency": "usd",
-            "customer": "cus_NffrFeUfNV2Hib",
-            "description": "Order #1042",
-            "latest_charge": _id("ch"),
-            "payment_method": "pm_1MtHbELkdIwHu7ixl4OzzPMv",
-            "payment_method_types": ["card"],
-            "status": "succeeded",
-            "created": created - 5,
-            "metadata": {"order_id": "1042"},
-        }},
-    }, option=orjson.OPT_INDENT_2)
-    return sign(body, {"Content-Type": "application/json; charset=utf-8",
-                       "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}, secret, now)
+    body = orjson.dumps(
+        {
+            "id": _id("evt"),
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": created,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": _id("req"), "idempotency_key": random_ids.token_hex(16)},
+            "type": "payment_intent.succeeded",
+            "data": {
+                "object": {
+                    "id": intent,
+                    "object": "payment_intent",
+                    "amount": 2000,
+                    "amount_received": 2000,
+                    "currency": "usd",
+                    "customer": "cus_NffrFeUfNV2Hib",
+                    "description": "Order #1042",
+                    "latest_charge": _id("ch"),
+                    "payment_method": "pm_1MtHbELkdIwHu7ixl4OzzPMv",
+                    "payment_method_types": ["card"],
+                    "status": "succeeded",
+                    "created": created - 5,
+                    "metadata": {"order_id": "1042"},
+                }
+            },
+        },
+        option=orjson.OPT_INDENT_2,
+    )
+    return sign(
+        body,
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        },
+        secret,
+        now,
+    )

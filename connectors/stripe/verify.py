@@ -43,8 +43,9 @@ def signed_payload(timestamp: str, body: bytes) -> bytes:
     return timestamp.encode("ascii") + b"." + body
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     keys = usable_secrets(secrets)
     timestamp, received = parse_header(header(headers, HEADER))
     issued = parse_unix(timestamp)

@@ -48,16 +48,22 @@ def event_type(payload: dict[str, Any], options: Mapping[str, Any]) -> str:
 def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
     payload: dict[str, Any] = load_form(body) if is_form(headers) else load_object(body)
     is_event = str(payload.get("type", "")).startswith(EVENT_PREFIX)
-    key = (headers.get("x-zendesk-webhook-invocation-id")
-           or (text(payload.get("id")) if is_event else None)
-           or body_hash(body))
+    key = (
+        headers.get("x-zendesk-webhook-invocation-id")
+        or (text(payload.get("id")) if is_event else None)
+        or body_hash(body)
+    )
     webhook = headers.get("x-zendesk-webhook-id", "")
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=f"{webhook}:{key}" if webhook else key,
-        type=event_type(payload, options),
-        payload=payload,
-        occurred_at=parse_time(payload.get("time")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=f"{webhook}:{key}" if webhook else key,
+                type=event_type(payload, options),
+                payload=payload,
+                occurred_at=parse_time(payload.get("time")),
+            )
+        ]
+    )
 
 
 def _lower(value: Any) -> str | None:

@@ -14,8 +14,12 @@ from typing import Any
 from connectors.signing import Scheme
 from schemas.errors import ConfigError
 
-_BASE = {"signature_header": "x-zendesk-webhook-signature", "encoding": "base64",
-         "timestamp_header": "x-zendesk-webhook-signature-timestamp", "timestamp_format": "iso8601"}
+_BASE = {
+    "signature_header": "x-zendesk-webhook-signature",
+    "encoding": "base64",
+    "timestamp_header": "x-zendesk-webhook-signature-timestamp",
+    "timestamp_format": "iso8601",
+}
 SCHEMES = {
     "timestamp_body": Scheme(template="{timestamp}{body}", **_BASE),
     "body_timestamp": Scheme(template="{body}{timestamp}", **_BASE),
@@ -29,6 +33,7 @@ def scheme(options: Mapping[str, Any]) -> Scheme:
     return SCHEMES[order]
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     scheme(options).verify(body, headers, secrets, now, options)

@@ -61,8 +61,12 @@ def pg_stack(tmp_path: Path, pg_url: str, redis_url: str, request: pytest.Fixtur
 @pytest.fixture
 def sqlite_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The embedded default: SQLite database and kombu's SQLAlchemy transport on SQLite."""
-    stack = Stack(root=tmp_path, database_url=f"sqlite:///{tmp_path}/hookyard.db",
-                  broker_url=f"sqla+sqlite:///{tmp_path}/broker.db", secrets=_secrets())
+    stack = Stack(
+        root=tmp_path,
+        database_url=f"sqlite:///{tmp_path}/hookyard.db",
+        broker_url=f"sqla+sqlite:///{tmp_path}/broker.db",
+        secrets=_secrets(),
+    )
     stack.write_config(SOURCES)
     upgrade(stack.database_url)
     yield stack
@@ -92,8 +96,11 @@ def _rabbitmqctl(*args: str) -> None:
 @pytest.fixture(params=["postgres-redis", "sqlite-embedded", "postgres-rabbitmq"])
 def stack(request: pytest.FixtureRequest) -> Stack:
     """Every backend: the same behaviour is promised on each."""
-    name = {"postgres-redis": "pg_stack", "sqlite-embedded": "sqlite_stack",
-            "postgres-rabbitmq": "rabbit_stack"}[request.param]
+    name = {
+        "postgres-redis": "pg_stack",
+        "sqlite-embedded": "sqlite_stack",
+        "postgres-rabbitmq": "rabbit_stack",
+    }[request.param]
     return request.getfixturevalue(name)
 
 

@@ -50,8 +50,11 @@ def running(downstream: Downstream) -> Iterator[Downstream]:
             status, headers = downstream.handle(self.headers.get("Idempotency-Key", ""), body)
             payload = b'{"ok": true}' if status < 300 else b'{"error": "try later"}'
             self.send_response(status)
-            for name, value in {**headers, "Content-Type": "application/json",
-                                "Content-Length": str(len(payload))}.items():
+            for name, value in {
+                **headers,
+                "Content-Type": "application/json",
+                "Content-Length": str(len(payload)),
+            }.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)

@@ -64,18 +64,20 @@ class Stack:
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-        env.update({
-            "HOOKYARD_CONFIG": str(self.root / "hookyard.toml"),
-            "HOOKYARD_SECRETS_FILE": str(self.root / "secrets.env"),
-            "HOOKYARD_DATABASE_URL": self.database_url,
-            "HOOKYARD_BROKER_URL": self.broker_url,
-            "HOOKYARD_LOG_FORMAT": "json",
-            "HOOKYARD_RELAY__INTERVAL_S": "1",
-            "HOOKYARD_RELAY__GRACE_S": "3",
-            "HOOKYARD_WORKER__LEASE_S": "5",
-            **self.env_extra,
-            **overrides,
-        })
+        env.update(
+            {
+                "HOOKYARD_CONFIG": str(self.root / "hookyard.toml"),
+                "HOOKYARD_SECRETS_FILE": str(self.root / "secrets.env"),
+                "HOOKYARD_DATABASE_URL": self.database_url,
+                "HOOKYARD_BROKER_URL": self.broker_url,
+                "HOOKYARD_LOG_FORMAT": "json",
+                "HOOKYARD_RELAY__INTERVAL_S": "1",
+                "HOOKYARD_RELAY__GRACE_S": "3",
+                "HOOKYARD_WORKER__LEASE_S": "5",
+                **self.env_extra,
+                **overrides,
+            }
+        )
         return env
 
     def write_config(self, sources: dict[str, str], extra: dict[str, str] | None = None) -> None:
@@ -83,8 +85,10 @@ class Stack:
         lines, secret_lines = [], []
         for name, connector in sources.items():
             var = f"SECRET_{name.upper().replace('-', '_')}"
-            lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n'
-                         + (extra or {}).get(name, ""))
+            lines.append(
+                f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n'
+                + (extra or {}).get(name, "")
+            )
             secret_lines.append(f"{var}={self.secrets[name]}")
         (self.root / "hookyard.toml").write_text("\n".join(lines))
         (self.root / "secrets.env").write_text("\n".join(secret_lines) + "\n")
@@ -92,8 +96,14 @@ class Stack:
     def spawn(self, name: str, *args: str, **env: str) -> Process:
         log = self.root / f"{name}-{len(self.processes)}.log"
         sink = log.open("wb")
-        popen = subprocess.Popen([*HOOKYARD, *args], cwd=self.root, env=self.env(**env),
-                                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        popen = subprocess.Popen(
+            [*HOOKYARD, *args],
+            cwd=self.root,
+            env=self.env(**env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc = Process(name, popen, log, sink)
         self.processes.append(proc)
         return proc
@@ -102,15 +112,21 @@ class Stack:
         self.port = free_port()
         proc = self.spawn("web", "web", "--port", str(self.port), **env)
         # up means answering; /healthz says 503 when the database is down, and that is a test too
-        wait_for(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503),
-                 timeout=30, what=f"ingress on {self.port} (log {proc.log})")
+        wait_for(
+            lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503),
+            timeout=30,
+            what=f"ingress on {self.port} (log {proc.log})",
+        )
         return proc
 
     def start_worker(self, *, beat: bool = True, concurrency: int = 2, **env: str) -> Process:
         args = ["worker", "--concurrency", str(concurrency)] + (["--beat"] if beat else [])
         proc = self.spawn("worker", *args, **env)
-        wait_for(lambda: b"ready." in proc.log.read_bytes(), timeout=60,
-                 what=f"celery worker ready (log {proc.log})")
+        wait_for(
+            lambda: b"ready." in proc.log.read_bytes(),
+            timeout=60,
+            what=f"celery worker ready (log {proc.log})",
+        )
         return proc
 
     @property
@@ -121,8 +137,9 @@ class Stack:
         return registry.get(connector).sample(self.secrets[source], time.time())
 
     def post(self, source: str, req: SignedRequest, **kw: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}/webhooks/{source}", content=req.body, headers=req.headers,
-                          timeout=30, **kw)
+        return httpx.post(
+            f"{self.url}/webhooks/{source}", content=req.body, headers=req.headers, timeout=30, **kw
+        )
 
     @property
     def engine(self) -> Engine:
@@ -136,8 +153,11 @@ class Stack:
             return {state: n for state, n in rows}
 
     def wait_all_done(self, n: int, timeout: float = 60) -> None:
-        wait_for(lambda: self.states().get("done", 0) >= n, timeout=timeout,
-                 what=f"{n} events done (states now {self.states()})")
+        wait_for(
+            lambda: self.states().get("done", 0) >= n,
+            timeout=timeout,
+            what=f"{n} events done (states now {self.states()})",
+        )
 
     def record_versions(self) -> list[int]:
         with self.engine.connect() as conn:
@@ -145,14 +165,22 @@ class Stack:
 
     def cli(self, *args: str) -> Any:
         """Run `hookyard … --json` against this stack; the parsed output."""
-        result = subprocess.run([*HOOKYARD, *args, "--json"], cwd=self.root, env=self.env(),
-                                capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [*HOOKYARD, *args, "--json"],
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         return orjson.loads(result.stdout)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.log.name}\n{p.log.read_text(errors='replace')[-12000:]}"
-                         for p in self.processes)
+        return "\n".join(
+            f"--- {p.log.name}\n{p.log.read_text(errors='replace')[-12000:]}" for p in self.processes
+        )
 
     def close(self) -> None:
         for proc in self.processes:
@@ -165,8 +193,9 @@ class Stack:
 def postgres_database(admin_url: str) -> Iterator[str]:
     """A fresh database for one test, dropped afterwards."""
     name = f"hookyard_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -61,9 +61,11 @@ def test_meta_handshake_echoes_the_challenge_only_for_the_right_token(pg_stack: 
     pg_stack.write_config({"fb": "meta"}, extra={"fb": OPTIONS["meta"]})
     pg_stack.start_web()
     url = f"{pg_stack.url}/webhooks/fb"
-    ok = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "let-me-in",
-                                "hub.challenge": "1158201444"})
+    ok = httpx.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "let-me-in", "hub.challenge": "1158201444"}
+    )
     assert (ok.status_code, ok.text) == (200, "1158201444")
-    refused = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "guess",
-                                     "hub.challenge": "1158201444"})
+    refused = httpx.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1158201444"}
+    )
     assert refused.status_code == 403 and refused.json()["error"]

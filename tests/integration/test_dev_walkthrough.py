@@ -22,8 +22,15 @@ pytestmark = pytest.mark.integration
 def hookyard(cwd: Path, *args: str) -> Any:
     """Run a hookyard command in cwd with --json; its parsed output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-    result = subprocess.run([sys.executable, "-m", "ops.cli", *args, "--json"], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args, "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return orjson.loads(result.stdout)
 
@@ -34,25 +41,45 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
     log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen([sys.executable, "-m", "ops.cli", "dev", "--port", str(port)], cwd=tmp_path,
-                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
-                 timeout=60, what="hookyard dev to answer")
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
+            timeout=60,
+            what="hookyard dev to answer",
+        )
         assert (tmp_path / "hookyard.toml").exists() and (tmp_path / ".hookyard" / "secrets.env").exists()
         url = f"http://127.0.0.1:{port}"
         listed = hookyard(tmp_path, "sources", "list")
         assert {(s["name"], s["needs_reauth"]) for s in listed} == {
-            ("shop", False), ("payments", False), ("github", False), ("svix", False)}
+            ("shop", False),
+            ("payments", False),
+            ("github", False),
+            ("svix", False),
+        }
         sent = hookyard(tmp_path, "send", "shop", "--sample", "--url", url, "--count", "2")
         assert [r["status"] for r in sent] == [200, 200]
-        wait_for(lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done", "done"],
-                 timeout=60, what="both events done")
-        [broken] = hookyard(tmp_path, "send", "payments", "--sample", "--url", url,
-                            "--set", "data.object.currency=dollars")
+        wait_for(
+            lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done", "done"],
+            timeout=60,
+            what="both events done",
+        )
+        [broken] = hookyard(
+            tmp_path, "send", "payments", "--sample", "--url", url, "--set", "data.object.currency=dollars"
+        )
         event_id = broken["response"]["ids"][0]
-        wait_for(lambda: [d["event_id"] for d in hookyard(tmp_path, "dlq", "list")] == [event_id],
-                 timeout=60, what="the broken payment dead-lettered")
+        wait_for(
+            lambda: [d["event_id"] for d in hookyard(tmp_path, "dlq", "list")] == [event_id],
+            timeout=60,
+            what="the broken payment dead-lettered",
+        )
         hookyard(tmp_path, "dlq", "edit", event_id, "--set", "data.object.currency=usd")
         assert hookyard(tmp_path, "dlq", "replay", event_id) == {"replayed": 1, "skipped": 0}
         states = lambda: {e["id"]: e["state"] for e in hookyard(tmp_path, "events", "list")}  # noqa: E731

@@ -68,8 +68,10 @@ def test_bad_signature_is_401_and_stores_nothing(pg_stack: Stack) -> None:
     assert resp.json()["error"] == "invalid_signature"
     assert pg_stack.states() == {}
     metrics = httpx.get(f"{pg_stack.url}/metrics").text
-    assert 'hookyard_ingress_requests_total{reason="invalid_signature",source="shop",status="401"} 1.0' \
+    assert (
+        'hookyard_ingress_requests_total{reason="invalid_signature",source="shop",status="401"} 1.0'
         in metrics
+    )
 
 
 def test_refusals_have_status_codes_and_reasons(pg_stack: Stack) -> None:
@@ -85,8 +87,9 @@ def test_refusals_have_status_codes_and_reasons(pg_stack: Stack) -> None:
     from connectors.signing import b64_digest
 
     garbage = b"not json"
-    headers = dict(req.headers, **{"X-Shopify-Hmac-Sha256": b64_digest(pg_stack.secrets["shop"].encode(),
-                                                                       garbage)})
+    headers = dict(
+        req.headers, **{"X-Shopify-Hmac-Sha256": b64_digest(pg_stack.secrets["shop"].encode(), garbage)}
+    )
     bad = httpx.post(f"{pg_stack.url}/webhooks/shop", content=garbage, headers=headers)
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_json")
     assert pg_stack.states() == {}

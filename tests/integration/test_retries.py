@@ -22,8 +22,10 @@ pytestmark = pytest.mark.integration
 
 
 def forwarding(stack: Stack, downstream: Downstream, retry: str) -> None:
-    stack.write_config({"shop": "shopify"}, extra={
-        "shop": f"retry = {{ {retry} }}\n[sources.shop.forward]\nurl = \"{downstream.url}\"\n"})
+    stack.write_config(
+        {"shop": "shopify"},
+        extra={"shop": f'retry = {{ {retry} }}\n[sources.shop.forward]\nurl = "{downstream.url}"\n'},
+    )
 
 
 def send(stack: Stack, n: int, email: str = "jon@example.com") -> list[str]:
@@ -45,12 +47,17 @@ def send(stack: Stack, n: int, email: str = "jon@example.com") -> list[str]:
 
 def outcomes(stack: Stack, event_id: str) -> list[str]:
     with stack.engine.connect() as conn:
-        return [r.outcome for r in conn.execute(select(attempts).where(attempts.c.event_id == event_id)
-                                                .order_by(attempts.c.number))]
+        return [
+            r.outcome
+            for r in conn.execute(
+                select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.number)
+            )
+        ]
 
 
 def test_transient_failures_then_success_apply_once(pg_stack: Stack) -> None:
     """Downstream fails 3 times then accepts: one effect, 4 attempts recorded, waits within the policy."""
+
     def flaky(key: str, attempt: int, body: Any) -> tuple[int, dict[str, str]]:
         return (503, {}) if attempt <= 3 else (200, {})
 
@@ -64,8 +71,11 @@ def test_transient_failures_then_success_apply_once(pg_stack: Stack) -> None:
         assert {k: v for k, v in downstream.log.items()} == {i: [503, 503, 503, 200] for i in ids}
     with pg_stack.engine.connect() as conn:
         for event_id in ids:
-            rows = list(conn.execute(select(attempts).where(attempts.c.event_id == event_id)
-                                     .order_by(attempts.c.number)))
+            rows = list(
+                conn.execute(
+                    select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.number)
+                )
+            )
             assert [r.outcome for r in rows] == ["retry", "retry", "retry", "done"]
             assert [r.error_class for r in rows[:3]] == ["TransientError"] * 3
             # each wait is at most the cap plus one relay interval (1 s) and scheduling slack
@@ -75,6 +85,7 @@ def test_transient_failures_then_success_apply_once(pg_stack: Stack) -> None:
 
 def test_poison_event_is_dead_lettered_while_others_flow(pg_stack: Stack) -> None:
     """An event downstream always refuses with 503 dies after max attempts; the rest are processed."""
+
     def poison(key: str, attempt: int, body: Any) -> tuple[int, dict[str, str]]:
         return (503, {}) if body["payload"]["email"] == "poison@example.com" else (200, {})
 
@@ -97,6 +108,7 @@ def test_poison_event_is_dead_lettered_while_others_flow(pg_stack: Stack) -> Non
 
 def test_pending_retries_survive_worker_kill_and_redis_flush(pg_stack: Stack, redis_url: str) -> None:
     """Retries wait in the database: kill -9 the worker and flush Redis, each still happens once."""
+
     def throttled(key: str, attempt: int, body: Any) -> tuple[int, dict[str, str]]:
         return (429, {"Retry-After": "5"}) if attempt == 1 else (200, {})
 
@@ -123,12 +135,17 @@ def test_bulk_replay_of_500_dead_letters_applies_each_once(pg_stack: Stack) -> N
         pg_stack.start_web()
         pg_stack.start_worker(concurrency=2)
         ids = send(pg_stack, 500)
-        wait_for(lambda: pg_stack.states().get("dead") == 500, timeout=180,
-                 what=f"500 dead letters (states {pg_stack.states()})")
+        wait_for(
+            lambda: pg_stack.states().get("dead") == 500,
+            timeout=180,
+            what=f"500 dead letters (states {pg_stack.states()})",
+        )
         assert pg_stack.cli("dlq", "replay", "--where", "--source", "shop", "--dry-run")["planned"] == 500
         downstream.rule = lambda key, attempt, body: (200, {})  # the downstream is fixed
-        assert pg_stack.cli("dlq", "replay", "--where", "--source", "shop", "--rate", "400", "--yes") == \
-            {"replayed": 500, "skipped": 0}
+        assert pg_stack.cli("dlq", "replay", "--where", "--source", "shop", "--rate", "400", "--yes") == {
+            "replayed": 500,
+            "skipped": 0,
+        }
         pg_stack.wait_all_done(500, timeout=180)
         nothing = {"planned": 0, "by_vendor": {}, "first": []}
         assert pg_stack.cli("dlq", "replay", "--where", "--source", "shop", "--yes") == nothing

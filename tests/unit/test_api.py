@@ -66,15 +66,41 @@ def token(engine: Engine, scope: str) -> dict[str, str]:
 def dead_event(engine: Engine) -> str:
     """A Stripe payment whose currency no schema accepts: processed once, dead-lettered."""
     now = utcnow()
-    payload = {"id": "evt_1", "type": "payment_intent.succeeded", "created": 1_800_000_000,
-               "data": {"object": {"id": "pi_1", "object": "payment_intent", "amount": 500,
-                                   "amount_received": 500, "currency": "dollars", "status": "succeeded"}}}
+    payload = {
+        "id": "evt_1",
+        "type": "payment_intent.succeeded",
+        "created": 1_800_000_000,
+        "data": {
+            "object": {
+                "id": "pi_1",
+                "object": "payment_intent",
+                "amount": 500,
+                "amount_received": 500,
+                "currency": "dollars",
+                "status": "succeeded",
+            }
+        },
+    }
     event_id = new_event_id(now.timestamp())
     with engine.begin() as conn:
-        conn.execute(insert(events).values(
-            id=event_id, source="payments", vendor="stripe", type="payment.succeeded", dedupe_key="evt_1",
-            state=ACCEPTED, attempts=0, received_at=now, available_at=now, relay_at=now, relayed=0,
-            headers={}, body=orjson.dumps(payload), payload=payload))
+        conn.execute(
+            insert(events).values(
+                id=event_id,
+                source="payments",
+                vendor="stripe",
+                type="payment.succeeded",
+                dedupe_key="evt_1",
+                state=ACCEPTED,
+                attempts=0,
+                received_at=now,
+                available_at=now,
+                relay_at=now,
+                relayed=0,
+                headers={},
+                body=orjson.dumps(payload),
+                payload=payload,
+            )
+        )
     ctx = processing.Context(sources={}, lease_s=30)
     assert processing.process(engine, event_id, ctx) == processing.Outcome.DEAD
     return event_id
@@ -95,9 +121,11 @@ def test_read_only_token_reads_but_cannot_write(client: Client, engine: Engine) 
     listed = client.get("/v1/dead-letters", headers=read)
     assert listed.status_code == 200
     assert [i["event_id"] for i in listed.json()["items"]] == [event_id]
-    for method, path, body in [("POST", "/v1/dead-letters/replay", {"ids": [event_id]}),
-                               ("PATCH", f"/v1/dead-letters/{event_id}", {"set": {"a": 1}}),
-                               ("POST", "/v1/dead-letters/purge", {"older_than": "1d"})]:
+    for method, path, body in [
+        ("POST", "/v1/dead-letters/replay", {"ids": [event_id]}),
+        ("PATCH", f"/v1/dead-letters/{event_id}", {"set": {"a": 1}}),
+        ("POST", "/v1/dead-letters/purge", {"older_than": "1d"}),
+    ]:
         resp = client.request(method, path, json=body, headers=read)
         assert (resp.status_code, resp.json()["error"]) == (403, "forbidden"), path
 
@@ -115,17 +143,20 @@ def test_edit_validates_then_replay_requeues_and_both_are_audited(client: Client
     """An edit that still fails is refused (422); a fixing edit is saved; replay moves the event on."""
     event_id = dead_event(engine)
     write = token(engine, "write")
-    bad = client.patch(f"/v1/dead-letters/{event_id}", json={"set": {"data.object.currency": "xx"}},
-                       headers=write)
+    bad = client.patch(
+        f"/v1/dead-letters/{event_id}", json={"set": {"data.object.currency": "xx"}}, headers=write
+    )
     assert (bad.status_code, bad.json()["error"]) == (422, "invalid_payload")
-    good = client.patch(f"/v1/dead-letters/{event_id}", json={"set": {"data.object.currency": "usd"}},
-                        headers=write)
+    good = client.patch(
+        f"/v1/dead-letters/{event_id}", json={"set": {"data.object.currency": "usd"}}, headers=write
+    )
     assert good.status_code == 200
     assert good.json()["payload"]["data"]["object"]["currency"] == "usd"
     shown = client.get(f"/v1/dead-letters/{event_id}", headers=write).json()
     assert shown["original_payload"]["data"]["object"]["currency"] == "dollars"
-    dry = client.post("/v1/dead-letters/replay", json={"where": {"vendor": "stripe"}, "dry_run": True},
-                      headers=write)
+    dry = client.post(
+        "/v1/dead-letters/replay", json={"where": {"vendor": "stripe"}, "dry_run": True}, headers=write
+    )
     assert dry.json() == {"planned": 1, "event_ids": [event_id]}
     with engine.connect() as conn:
         assert conn.execute(select(events.c.state)).scalar_one() == "dead"  # a dry run changes nothing
@@ -153,8 +184,11 @@ def test_flagged_source_is_shown_and_cleared_by_a_writer(engine: Engine) -> None
     api = create_api(engine, sources, publish=record_publish)
     client = Client(Starlette(routes=[Mount("/v1", app=api)]))
     with engine.begin() as conn:
-        conn.execute(insert(source_flags).values(source="shop", needs_reauth=True, reason="401 from vendor",
-                                                 flagged_at=utcnow()))
+        conn.execute(
+            insert(source_flags).values(
+                source="shop", needs_reauth=True, reason="401 from vendor", flagged_at=utcnow()
+            )
+        )
     read, write = token(engine, "read"), token(engine, "write")
     [shop] = client.get("/v1/sources", headers=read).json()
     assert (shop["name"], shop["needs_reauth"], shop["reason"]) == ("shop", True, "401 from vendor")

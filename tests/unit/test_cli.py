@@ -9,8 +9,14 @@ from pathlib import Path
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
 
 
 def test_invalid_config_exits_2_with_one_readable_line(tmp_path: Path) -> None:

@@ -59,7 +59,12 @@ def test_example_package_own_tests_pass(tmp_path: Path) -> None:
     """The example's tests/test_acme.py passes: `certify(connector, secret=…)` as the guide runs it."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(EXAMPLE)],
-        cwd=tmp_path, env=_env(EXAMPLE), capture_output=True, text=True, timeout=120)
+        cwd=tmp_path,
+        env=_env(EXAMPLE),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
 
@@ -69,22 +74,29 @@ def site(tmp_path: Path) -> Path:
     """A directory laid out like site-packages after `pip install acme-connector`: the package and a
     dist-info whose entry point is read from the example's pyproject.toml, nothing installed."""
     site = tmp_path / "site"
-    shutil.copytree(EXAMPLE / "acme_hooks", site / "acme_hooks",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLE / "acme_hooks", site / "acme_hooks", ignore=shutil.ignore_patterns("__pycache__"))
     dist = site / f"{PROJECT['name'].replace('-', '_')}-{PROJECT['version']}.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {PROJECT['name']}\nVersion: {PROJECT['version']}\n")
+        f"Metadata-Version: 2.1\nName: {PROJECT['name']}\nVersion: {PROJECT['version']}\n"
+    )
     entry_points = PROJECT["entry-points"]["hookyard.connectors"]
     (dist / "entry_points.txt").write_text(
-        "[hookyard.connectors]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+        "[hookyard.connectors]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    )
     return site
 
 
 def test_installed_example_is_listed_next_to_the_built_ins(site: Path, tmp_path: Path) -> None:
     """`hookyard connectors list --json` shows acme from acme-connector beside hookyard's own."""
-    result = subprocess.run([sys.executable, "-m", "ops.cli", "connectors", "list", "--json"],
-                            cwd=tmp_path, env=_env(site), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "connectors", "list", "--json"],
+        cwd=tmp_path,
+        env=_env(site),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     rows = orjson.loads(result.stdout)
     assert {"name": "acme", "package": "acme-connector"} in rows
@@ -94,10 +106,15 @@ def test_installed_example_is_listed_next_to_the_built_ins(site: Path, tmp_path:
 
 def test_installed_example_loads_through_the_registry(site: Path, tmp_path: Path) -> None:
     """The entry point loads the connector object a source's `connector = "acme"` would get."""
-    script = ("from connectors import registry; c = registry.get('acme'); "
-              "print(c.name, type(c).__module__)")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(site),
-                            capture_output=True, text=True, timeout=60)
+    script = "from connectors import registry; c = registry.get('acme'); print(c.name, type(c).__module__)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=_env(site),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["acme", "acme_hooks"]
 

@@ -18,14 +18,40 @@ def add_dead(engine: Engine, n: int) -> list[str]:
     ids = [new_event_id(now.timestamp()) for _ in range(n)]
     with engine.begin() as conn:
         for event_id in ids:
-            conn.execute(insert(events).values(
-                id=event_id, source="shop", vendor="shopify", type="order.created", dedupe_key=event_id,
-                state="dead", attempts=3, received_at=now, available_at=now, relay_at=now, relayed=0,
-                headers={}, body=b"{}", payload={}))
-            conn.execute(insert(dead_letters).values(
-                event_id=event_id, source="shop", vendor="shopify", type="order.created", task="t",
-                args=[event_id], error_class="TransientError", error_message="503", attempts=3, died_at=now,
-                state="dead", replays=0))
+            conn.execute(
+                insert(events).values(
+                    id=event_id,
+                    source="shop",
+                    vendor="shopify",
+                    type="order.created",
+                    dedupe_key=event_id,
+                    state="dead",
+                    attempts=3,
+                    received_at=now,
+                    available_at=now,
+                    relay_at=now,
+                    relayed=0,
+                    headers={},
+                    body=b"{}",
+                    payload={},
+                )
+            )
+            conn.execute(
+                insert(dead_letters).values(
+                    event_id=event_id,
+                    source="shop",
+                    vendor="shopify",
+                    type="order.created",
+                    task="t",
+                    args=[event_id],
+                    error_class="TransientError",
+                    error_message="503",
+                    attempts=3,
+                    died_at=now,
+                    state="dead",
+                    replays=0,
+                )
+            )
     return ids
 
 
@@ -65,16 +91,20 @@ def test_replay_is_paced_to_the_rate(engine: Engine) -> None:
     with engine.connect() as conn:
         targets = dlq.plan(conn, dlq.Filters())
     clock = iter(float(i) * 0.1 for i in range(100))
-    dlq.replay(engine, targets, publish=len, actor="t", rate_per_s=5, clock=lambda: next(clock),
-               sleep=slept.append)
+    dlq.replay(
+        engine, targets, publish=len, actor="t", rate_per_s=5, clock=lambda: next(clock), sleep=slept.append
+    )
     assert [round(s, 2) for s in slept] == [0.9, 0.9]  # two waits between three chunks (5, 5, 2)
 
 
-@pytest.mark.parametrize(("path", "value", "expected"), [
-    ("a.b", 1, {"a": {"b": 1}, "l": [{"x": 0}]}),
-    ("l.0.x", "y", {"a": {}, "l": [{"x": "y"}]}),
-    ("new.deep", True, {"a": {}, "l": [{"x": 0}], "new": {"deep": True}}),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("a.b", 1, {"a": {"b": 1}, "l": [{"x": 0}]}),
+        ("l.0.x", "y", {"a": {}, "l": [{"x": "y"}]}),
+        ("new.deep", True, {"a": {}, "l": [{"x": 0}], "new": {"deep": True}}),
+    ],
+)
 def test_set_path_edits_a_copy(path: str, value: Any, expected: Any) -> None:
     """Dotted paths reach into objects and lists; the original is untouched."""
     doc = {"a": {}, "l": [{"x": 0}]}
@@ -89,8 +119,10 @@ def test_set_path_refuses_paths_that_do_not_fit(path: str) -> None:
         dlq.set_path({"l": [{}], "s": "text"}, path, 1)
 
 
-@pytest.mark.parametrize(("raw", "value"), [("usd", "usd"), ("12", 12), ("true", True), ('"12"', "12"),
-                                            ("null", None), ('{"a": 1}', {"a": 1})])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("usd", "usd"), ("12", 12), ("true", True), ('"12"', "12"), ("null", None), ('{"a": 1}', {"a": 1})],
+)
 def test_set_values_parse_as_json_when_they_can(raw: str, value: Any) -> None:
     """--set VALUE is JSON when it parses, else the plain string."""
     assert dlq.parse_value(raw) == value

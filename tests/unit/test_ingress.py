@@ -26,8 +26,9 @@ NOW = 1_800_000_000.0
 Client = httpx.AsyncClient
 
 
-def run_ingress(tmp_path: Path, scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]],
-                **ingress: Any) -> Any:
+def run_ingress(
+    tmp_path: Path, scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]], **ingress: Any
+) -> Any:
     """Run `scenario` against an Ingress on a fresh SQLite inbox; publishing is recorded."""
     url = f"sqlite:///{tmp_path}/unit.db"
     upgrade(url)
@@ -43,8 +44,9 @@ def run_ingress(tmp_path: Path, scenario: Callable[[Client, list[tuple[str, str]
         inbox, publisher = Inbox(engine), Publisher(send=send)
         await inbox.start()
         await publisher.start()
-        app = Ingress(settings, {"shop": Source("shop", "shopify", (SECRET,))}, inbox, publisher,
-                      clock=lambda: NOW)
+        app = Ingress(
+            settings, {"shop": Source("shop", "shopify", (SECRET,))}, inbox, publisher, clock=lambda: NOW
+        )
         try:
             async with Client(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
                 return await scenario(client, published)
@@ -113,8 +115,9 @@ def test_concurrent_copies_of_one_delivery_store_one_event(tmp_path: Path) -> No
     req = sample()
 
     async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
-        responses = await asyncio.gather(*(client.post("/webhooks/shop", content=req.body,
-                                                       headers=req.headers) for _ in range(8)))
+        responses = await asyncio.gather(
+            *(client.post("/webhooks/shop", content=req.body, headers=req.headers) for _ in range(8))
+        )
         return [r.json()["accepted"] for r in responses]
 
     accepted = run_ingress(tmp_path, scenario)
@@ -122,14 +125,18 @@ def test_concurrent_copies_of_one_delivery_store_one_event(tmp_path: Path) -> No
     assert stored(tmp_path) == 1
 
 
-@pytest.mark.parametrize(("mutate", "status", "code"), [
-    (lambda r: r.headers.update({"X-Shopify-Hmac-Sha256": "bm9wZQ=="}), 401, "invalid_signature"),
-    (lambda r: r.headers.pop("X-Shopify-Hmac-Sha256"), 401, "missing_signature"),
-    (lambda r: r.headers.update({"Content-Type": "text/plain"}), 415, "unsupported_media_type"),
-    (lambda r: r.headers.pop("Content-Type"), 415, "unsupported_media_type"),
-])
-def test_refusals_answer_json_log_and_store_nothing(tmp_path: Path, mutate: Any, status: int,
-                                                    code: str) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "status", "code"),
+    [
+        (lambda r: r.headers.update({"X-Shopify-Hmac-Sha256": "bm9wZQ=="}), 401, "invalid_signature"),
+        (lambda r: r.headers.pop("X-Shopify-Hmac-Sha256"), 401, "missing_signature"),
+        (lambda r: r.headers.update({"Content-Type": "text/plain"}), 415, "unsupported_media_type"),
+        (lambda r: r.headers.pop("Content-Type"), 415, "unsupported_media_type"),
+    ],
+)
+def test_refusals_answer_json_log_and_store_nothing(
+    tmp_path: Path, mutate: Any, status: int, code: str
+) -> None:
     """Each refusal has its status, a JSON {error, detail}, an ingress.rejected log line, no row."""
     req = sample()
     mutate(req)

@@ -27,21 +27,49 @@ from workers.processing import Outcome
 
 def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
     now = utcnow()
-    row = {"id": new_event_id(now.timestamp()), "source": "shop", "vendor": "shopify",
-           "type": "order.created", "dedupe_key": new_event_id(0), "state": ACCEPTED, "attempts": 0,
-           "received_at": now, "available_at": now, "relay_at": now, "relayed": 0,
-           "headers": {}, "body": orjson.dumps(payload), "payload": payload, **overrides}
+    row = {
+        "id": new_event_id(now.timestamp()),
+        "source": "shop",
+        "vendor": "shopify",
+        "type": "order.created",
+        "dedupe_key": new_event_id(0),
+        "state": ACCEPTED,
+        "attempts": 0,
+        "received_at": now,
+        "available_at": now,
+        "relay_at": now,
+        "relayed": 0,
+        "headers": {},
+        "body": orjson.dumps(payload),
+        "payload": payload,
+        **overrides,
+    }
     with engine.begin() as conn:
         conn.execute(insert(events).values(row))
     return row["id"]
 
 
 CTX = processing.Context(sources={}, lease_s=30)
-BAD_PAYMENT = {"id": "evt_1", "type": "payment_intent.succeeded",
-               "data": {"object": {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
-                                   "amount_received": 500, "currency": "dollars"}}}
-ORDER = {"id": 1, "currency": "EUR", "total_price": "10.00", "updated_at": "2026-01-01T00:00:00Z",
-         "customer": {"id": 7, "email": "a@example.com", "updated_at": "2026-01-01T00:00:00Z"}}
+BAD_PAYMENT = {
+    "id": "evt_1",
+    "type": "payment_intent.succeeded",
+    "data": {
+        "object": {
+            "id": "pi_1",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount_received": 500,
+            "currency": "dollars",
+        }
+    },
+}
+ORDER = {
+    "id": 1,
+    "currency": "EUR",
+    "total_price": "10.00",
+    "updated_at": "2026-01-01T00:00:00Z",
+    "customer": {"id": 7, "email": "a@example.com", "updated_at": "2026-01-01T00:00:00Z"},
+}
 
 
 def event_row(engine: Engine, event_id: str) -> Any:
@@ -121,10 +149,15 @@ def test_relay_selects_only_unfinished_due_events(engine: Engine) -> None:
 
 
 def forwarding_context(handler: Any, **retry: Any) -> processing.Context:
-    source = Source("shop", "shopify", ("s",), forward=Forward(url="http://downstream.test/hook"),
-                    retry=Retry(**retry))
-    return processing.Context(sources={"shop": source}, lease_s=30, rand=lambda: 1.0,
-                              http=httpx.Client(transport=httpx.MockTransport(handler)))
+    source = Source(
+        "shop", "shopify", ("s",), forward=Forward(url="http://downstream.test/hook"), retry=Retry(**retry)
+    )
+    return processing.Context(
+        sources={"shop": source},
+        lease_s=30,
+        rand=lambda: 1.0,
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
 
 
 def test_transient_downstream_failure_waits_in_the_database(engine: Engine) -> None:
@@ -160,8 +193,11 @@ def test_attempts_exhausted_becomes_a_dead_letter(engine: Engine) -> None:
         outcomes.append(processing.process(engine, event_id, ctx))
     assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DEAD]
     with engine.connect() as conn:
-        assert [r.outcome for r in conn.execute(select(attempts).order_by(attempts.c.number))] == \
-            ["retry", "retry", "dead"]
+        assert [r.outcome for r in conn.execute(select(attempts).order_by(attempts.c.number))] == [
+            "retry",
+            "retry",
+            "dead",
+        ]
         assert conn.execute(select(dead_letters.c.attempts)).scalar_one() == 3
 
 
@@ -199,8 +235,12 @@ def test_a_batch_claims_together_finishes_together_and_fails_one_by_one(engine: 
     bad = add_event(engine, BAD_PAYMENT, vendor="stripe", type="payment.succeeded")
     assert processing.process(engine, good[0], CTX) == Outcome.DONE
     outcomes = processing.process_many(engine, [*good, bad], CTX)
-    assert outcomes == {good[0]: Outcome.SKIPPED, good[1]: Outcome.DONE, good[2]: Outcome.DONE,
-                        bad: Outcome.DEAD}
+    assert outcomes == {
+        good[0]: Outcome.SKIPPED,
+        good[1]: Outcome.DONE,
+        good[2]: Outcome.DONE,
+        bad: Outcome.DEAD,
+    }
     with engine.connect() as conn:
         assert sorted(v for (v,) in conn.execute(select(records.c.version))) == [1, 1, 1]
         outcomes_logged = sorted(r.outcome for r in conn.execute(select(attempts)))

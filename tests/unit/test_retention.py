@@ -15,14 +15,40 @@ def add(engine: Engine, state: str, age_days: float, dead: bool = False) -> str:
     when = utcnow() - timedelta(days=age_days)
     event_id = new_event_id(when.timestamp())
     with engine.begin() as conn:
-        conn.execute(insert(events).values(
-            id=event_id, source="s", vendor="shopify", type="t", dedupe_key=event_id, state=state,
-            attempts=1, received_at=when, available_at=when, relay_at=when, relayed=0, headers={},
-            body=b"{}"))
+        conn.execute(
+            insert(events).values(
+                id=event_id,
+                source="s",
+                vendor="shopify",
+                type="t",
+                dedupe_key=event_id,
+                state=state,
+                attempts=1,
+                received_at=when,
+                available_at=when,
+                relay_at=when,
+                relayed=0,
+                headers={},
+                body=b"{}",
+            )
+        )
         if dead:
-            conn.execute(insert(dead_letters).values(
-                event_id=event_id, source="s", vendor="shopify", type="t", task="x", args=[event_id],
-                error_class="E", error_message="m", attempts=1, died_at=when, state="dead", replays=0))
+            conn.execute(
+                insert(dead_letters).values(
+                    event_id=event_id,
+                    source="s",
+                    vendor="shopify",
+                    type="t",
+                    task="x",
+                    args=[event_id],
+                    error_class="E",
+                    error_message="m",
+                    attempts=1,
+                    died_at=when,
+                    state="dead",
+                    replays=0,
+                )
+            )
     return event_id
 
 

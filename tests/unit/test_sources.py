@@ -16,31 +16,43 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_secrets_expand_from_environment_and_secrets_file(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_expand_from_environment_and_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """${VAR} reads the environment first, then the secrets file; the list order is kept."""
     monkeypatch.setenv("NEW_SECRET", "from-env")
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text("# comment\nOLD_SECRET='from-file'\n")
-    path = write(tmp_path, '[sources.shop]\nconnector = "shopify"\n'
-                           'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { a = 1 }\n')
+    path = write(
+        tmp_path,
+        '[sources.shop]\nconnector = "shopify"\n'
+        'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { a = 1 }\n',
+    )
     source = load_sources(path, secrets_file)["shop"]
     assert source.secrets == ("from-env", "from-file")
     assert source.connector == "shopify"
     assert source.options == {"a": 1}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[sources.shop]\nconnector = "shopify"\nsecrets = ["${UNSET_VAR_X}"]\n',
-     "sources.shop.secrets: ${UNSET_VAR_X} is not set"),
-    ('[sources.shop]\nconnector = "shopify"\nsecrets = []\n', "sources.shop.secrets: no usable secret"),
-    ('[sources.shop]\nconnector = "shopify"\nsecrets = [""]\n', "sources.shop.secrets: no usable secret"),
-    ('[sources.shop]\nconnector = "nosuch"\nsecrets = ["x"]\n', "sources.shop.connector: unknown connector"),
-    ('[sources.shop]\nconnector = "shopify"\n', "sources.shop.secrets: Field required"),
-    ('[sources.shop]\nconnector = "shopify"\nsecrets = ["x"]\ncolour = 1\n', "sources.shop.colour"),
-    ('[sources.Bad]\nconnector = "shopify"\nsecrets = ["x"]\n', "sources.Bad: a source name"),
-    ("[sources.shop\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[sources.shop]\nconnector = "shopify"\nsecrets = ["${UNSET_VAR_X}"]\n',
+            "sources.shop.secrets: ${UNSET_VAR_X} is not set",
+        ),
+        ('[sources.shop]\nconnector = "shopify"\nsecrets = []\n', "sources.shop.secrets: no usable secret"),
+        ('[sources.shop]\nconnector = "shopify"\nsecrets = [""]\n', "sources.shop.secrets: no usable secret"),
+        (
+            '[sources.shop]\nconnector = "nosuch"\nsecrets = ["x"]\n',
+            "sources.shop.connector: unknown connector",
+        ),
+        ('[sources.shop]\nconnector = "shopify"\n', "sources.shop.secrets: Field required"),
+        ('[sources.shop]\nconnector = "shopify"\nsecrets = ["x"]\ncolour = 1\n', "sources.shop.colour"),
+        ('[sources.Bad]\nconnector = "shopify"\nsecrets = ["x"]\n', "sources.Bad: a source name"),
+        ("[sources.shop\n", "not valid TOML"),
+    ],
+)
 def test_invalid_config_names_file_source_and_field(tmp_path: Path, text: str, message: str) -> None:
     """Every mistake is one ConfigError naming the file and the field, never a traceback."""
     path = write(tmp_path, text)

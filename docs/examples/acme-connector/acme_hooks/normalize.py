@@ -23,12 +23,16 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
         raise MalformedError("missing X-Acme-Delivery header", code="missing_header")
     event = load_object(body)  # called only after verify passed
     kind = text(event.get("type")) or "unknown"
-    return Parsed(deliveries=[Delivery(
-        dedupe_key=delivery,  # the same on every retry of this delivery
-        type=TYPES.get(kind, f"acme.{kind}"),
-        payload=event,
-        occurred_at=parse_time(event.get("created_at")),
-    )])
+    return Parsed(
+        deliveries=[
+            Delivery(
+                dedupe_key=delivery,  # the same on every retry of this delivery
+                type=TYPES.get(kind, f"acme.{kind}"),
+                payload=event,
+                occurred_at=parse_time(event.get("created_at")),
+            )
+        ]
+    )
 
 
 @validated
@@ -38,10 +42,12 @@ def normalize(envelope: Envelope) -> list[Record]:
     invoice = obj(obj(envelope.payload).get("data"))
     # Acme amounts are integer cents. A missing id or amount makes Payment refuse the payload;
     # @validated turns that into InvalidPayload: dead-lettered, fixable with `hookyard dlq edit`.
-    return [Payment(
-        external_id=text(invoice.get("id")),
-        amount=money(invoice.get("amount_cents"), invoice.get("currency"), exponent=2),
-        status="succeeded",
-        customer_id=text(invoice.get("customer_id")),
-        created_at=parse_time(invoice.get("paid_at")),
-    )]
+    return [
+        Payment(
+            external_id=text(invoice.get("id")),
+            amount=money(invoice.get("amount_cents"), invoice.get("currency"), exponent=2),
+            status="succeeded",
+            customer_id=text(invoice.get("customer_id")),
+            created_at=parse_time(invoice.get("paid_at")),
+        )
+    ]

@@ -31,8 +31,9 @@ def message(body: bytes, timestamp: str) -> bytes:
     return timestamp.encode() + b"." + body
 
 
-def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float,
-           options: Mapping[str, Any]) -> None:
+def verify(
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+) -> None:
     keys = usable_secrets(secrets)  # no usable secret: every request is refused (fail closed)
     window = tolerance_s(options)
     received = strip_prefix(header(headers, SIGNATURE), PREFIX, SIGNATURE).lower()

@@ -29,9 +29,15 @@ def test_invoice_paid_is_a_payment() -> None:
     [delivery] = connector.parse(request.body, headers, {}).deliveries
     assert delivery.dedupe_key == headers["x-acme-delivery"]
     assert delivery.type == "payment.succeeded"
-    envelope = Envelope(id=str(uuid.uuid4()), source="billing", vendor="acme", type=delivery.type,
-                        dedupe_key=delivery.dedupe_key, received_at=datetime.now(UTC),
-                        payload=delivery.payload)
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source="billing",
+        vendor="acme",
+        type=delivery.type,
+        dedupe_key=delivery.dedupe_key,
+        received_at=datetime.now(UTC),
+        payload=delivery.payload,
+    )
     [payment] = connector.normalize(envelope)
     assert isinstance(payment, Payment)
     assert (payment.amount.amount, payment.amount.currency) == (Decimal("42.50"), "EUR")
