@@ -19,7 +19,7 @@ from bench import noop_app
 from bench.payloads import signed_request, split
 from bench.procs import CpuMeter, Proc, wait_for
 from bench.stack import HOOKYARD_DB, NOOP_DB, PY, Stack
-from events.db import ACCEPTED, events
+from events.db import EventState, events
 from events.ids import new_event_id
 
 HOOKYARD_QUEUE = "hookyard.shopify"
@@ -169,7 +169,7 @@ def preload_inbox(stack: Stack, count: int) -> list[str]:
                         "vendor": "shopify",
                         "type": "order.created",
                         "dedupe_key": f"bench:{headers['x-shopify-event-id']}",
-                        "state": ACCEPTED,
+                        "state": EventState.ACCEPTED,
                         "attempts": 0,
                         "received_at": now,
                         "occurred_at": now,

@@ -9,6 +9,7 @@ republishes an unfinished event whose message may have been lost.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,35 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-ACCEPTED, PROCESSING, RETRY, DONE, DEAD = "accepted", "processing", "retry", "done", "dead"
-PURGED = "purged"  # a dead letter an operator deleted; the row stays so redeliveries stay duplicates
-UNFINISHED = (ACCEPTED, PROCESSING, RETRY)
+
+class EventState(StrEnum):
+    """Where an event is in its life; the `events.state` column holds these values."""
+
+    ACCEPTED = "accepted"  # stored, waiting for a worker
+    PROCESSING = "processing"  # leased by a worker until `available_at`
+    RETRY = "retry"  # failed, waiting in the database until `available_at`
+    DONE = "done"
+    DEAD = "dead"  # a dead letter waits for an operator
+    PURGED = "purged"  # a dead letter an operator deleted; the row stays so redeliveries stay duplicates
+
+
+UNFINISHED = (EventState.ACCEPTED, EventState.PROCESSING, EventState.RETRY)
+
+
+class LetterState(StrEnum):
+    """A dead letter's state (`dead_letters.state`)."""
+
+    DEAD = "dead"
+    REPLAYED = "replayed"
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended (`attempts.outcome`)."""
+
+    DONE = "done"
+    RETRY = "retry"
+    DEAD = "dead"
+    LEASE_EXPIRED = "lease_expired"  # the worker died holding the lease; recorded by the next claimer
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -108,7 +135,7 @@ attempts = Table(
     Column("number", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Integer),  # None when the worker died holding the lease
-    Column("outcome", String(16), nullable=False),  # done | retry | dead | lease_expired
+    Column("outcome", String(16), nullable=False),  # AttemptOutcome
     Column("error_class", String(200)),
     Column("error_message", Text),
 )
@@ -127,7 +154,7 @@ dead_letters = Table(
     Column("traceback", Text),
     Column("attempts", Integer, nullable=False),
     Column("died_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),  # dead | replayed
+    Column("state", String(16), nullable=False),  # LetterState
     Column("replays", Integer, nullable=False, default=0),
     Column("replayed_at", UTCDateTime),
     Column("original_payload", JSON),  # the payload before the first edit
@@ -165,6 +192,14 @@ source_flags = Table(
     Column("reason", Text),
     Column("flagged_at", UTCDateTime, nullable=False),
 )
+
+
+def text_limit(table: Table, column: str) -> int:
+    """The declared length of a String column: values are checked against it before they are written."""
+    kind = table.c[column].type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{table.name}.{column} is not a String column with a length")
+    return kind.length
 
 
 def row_dict(row: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

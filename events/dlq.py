@@ -19,9 +19,8 @@ from sqlalchemy import Connection, Engine, Select, and_, delete, func, or_, sele
 from connectors import registry
 from events import audit
 from events.db import (
-    ACCEPTED,
-    DEAD,
-    PURGED,
+    EventState,
+    LetterState,
     attempts,
     dead_letters,
     event_dict,
@@ -31,8 +30,6 @@ from events.db import (
 )
 from schemas.envelope import Envelope
 from schemas.errors import HookyardError, MalformedError
-
-REPLAYED = "replayed"
 
 
 class Filters(BaseModel):
@@ -47,7 +44,7 @@ class Filters(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
-    state: str | None = DEAD  # dead | replayed | None for both
+    state: LetterState | None = LetterState.DEAD  # None: both
 
     def where(self) -> Any:
         dl = dead_letters.c
@@ -111,7 +108,9 @@ def show(conn: Connection, event_id: str) -> dict[str, Any] | None:
 
 def plan(conn: Connection, filters: Filters | None = None, ids: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(event id, vendor) of the dead letters a replay would take, oldest first."""
-    stmt = select(dead_letters.c.event_id, dead_letters.c.vendor).where(dead_letters.c.state == DEAD)
+    stmt = select(dead_letters.c.event_id, dead_letters.c.vendor).where(
+        dead_letters.c.state == LetterState.DEAD
+    )
     if ids:
         stmt = stmt.where(dead_letters.c.event_id.in_(list(ids)))
     if filters is not None:
@@ -123,9 +122,9 @@ def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
     """Move one dead event back to accepted; False when it is not dead (nothing to do)."""
     moved = conn.execute(
         update(events)
-        .where(events.c.id == event_id, events.c.state == DEAD)
+        .where(events.c.id == event_id, events.c.state == EventState.DEAD)
         .values(
-            state=ACCEPTED,
+            state=EventState.ACCEPTED,
             attempts=0,
             available_at=now,
             relay_at=now + timedelta(seconds=30),
@@ -136,7 +135,7 @@ def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
         conn.execute(
             update(dead_letters)
             .where(dead_letters.c.event_id == event_id)
-            .values(state=REPLAYED, replays=dead_letters.c.replays + 1, replayed_at=now)
+            .values(state=LetterState.REPLAYED, replays=dead_letters.c.replays + 1, replayed_at=now)
         )
     return bool(moved)
 
@@ -181,22 +180,12 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     """
     row = conn.execute(select(events).where(events.c.id == event_id)).first()
     letter = conn.execute(select(dead_letters).where(dead_letters.c.event_id == event_id)).first()
-    if row is None or letter is None or letter.state != DEAD:
+    if row is None or letter is None or letter.state != LetterState.DEAD:
         raise EditRejected(f"{event_id} is not a dead letter waiting for replay")
     original = payload = row.payload
     for path, value in sets:
         payload = set_path(payload, path, value)
-    envelope = Envelope(
-        id=row.id,
-        source=row.source,
-        vendor=row.vendor,
-        type=row.type,
-        dedupe_key=row.dedupe_key,
-        occurred_at=row.occurred_at,
-        received_at=row.received_at,
-        headers=row.headers,
-        payload=payload,
-    )
+    envelope = Envelope.from_row(row).model_copy(update={"payload": payload})
     try:
         registry.get(row.vendor).normalize(envelope)
     except (HookyardError, ValueError) as exc:
@@ -213,20 +202,22 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     return payload
 
 
-def purge(conn: Connection, filters: Filters, older_than: timedelta | None) -> int:
-    """Delete matching dead letters and their attempt logs; their events stay, marked purged, so a
-    vendor's retry of the same delivery is still recognised as a duplicate."""
+def purge(conn: Connection, filters: Filters, older_than: timedelta | None, *, now: datetime) -> int:
+    """Delete matching dead letters. A dead event loses its attempt log and is marked purged (the row
+    stays, so a vendor's retry of the same delivery is still recognised as a duplicate); an event that
+    was replayed keeps its history, only its dead-letter record goes."""
     where = filters.where()
     if older_than is not None:
-        where = and_(where, dead_letters.c.died_at < utcnow() - older_than)
+        where = and_(where, dead_letters.c.died_at < now - older_than)
     ids = [r.event_id for r in conn.execute(select(dead_letters.c.event_id).where(where))]
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        conn.execute(delete(attempts).where(attempts.c.event_id.in_(chunk)))
+        dead = select(events.c.id).where(events.c.id.in_(chunk), events.c.state == EventState.DEAD)
+        conn.execute(delete(attempts).where(attempts.c.event_id.in_(dead)))
         conn.execute(delete(dead_letters).where(dead_letters.c.event_id.in_(chunk)))
         conn.execute(
             update(events)
-            .where(events.c.id.in_(chunk), events.c.state == DEAD)
-            .values(state=PURGED, payload=None)
+            .where(events.c.id.in_(chunk), events.c.state == EventState.DEAD)
+            .values(state=EventState.PURGED, payload=None)
         )
     return len(ids)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,9 +19,7 @@ import structlog
 from connectors import registry
 from connectors.base import JSON, Connector, Handshake, Parsed
 from events import metrics
-from events.db import ACCEPTED
-from events.ids import new_event_id
-from events.inbox import Inbox
+from events.inbox import Arrival, Inbox, Stored
 from events.publisher import Publisher
 from events.settings import Settings
 from events.sources import Source
@@ -153,13 +150,17 @@ class Ingress:
         now = self.clock()
         connector.verify(body, headers, source.secrets, now, source.options)
         parsed = connector.parse(body, headers, source.options)
-        new, duplicates = await self._store(source, body, headers, parsed, now)
-        for event_id in new:
+        stored = await self._store(source, body, headers, parsed, now)
+        for event_id in stored.new:
             self.publisher.submit(event_id, source.connector)
-        answer: dict[str, Any] = {"accepted": len(new), "duplicates": duplicates, "ids": new}
+        answer: dict[str, Any] = {
+            "accepted": len(stored.new),
+            "duplicates": stored.duplicates,
+            "ids": stored.new,
+        }
         if parsed.reply is not None:
             return 200, parsed.reply if not parsed.deliveries else {**parsed.reply, **answer}, {}
-        log.debug("ingress.accepted", accepted=len(new), duplicates=duplicates)
+        log.debug("ingress.accepted", accepted=len(stored.new), duplicates=stored.duplicates)
         return 200, answer, {}
 
     def _check_content(self, headers: Mapping[str, str], connector: Connector) -> None:
@@ -185,36 +186,14 @@ class Ingress:
 
     async def _store(
         self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed, now: float
-    ) -> tuple[list[str], int]:
-        if not parsed.deliveries:
-            return [], 0
-        received = datetime.fromtimestamp(now, UTC)
-        relay_at = received + timedelta(seconds=self.settings.relay.grace_s)
-        rows = [
-            {
-                "id": new_event_id(now),
-                "source": source.name,
-                "vendor": source.connector,
-                "type": d.type,
-                "dedupe_key": d.dedupe_key,
-                "state": ACCEPTED,
-                "attempts": 0,
-                "received_at": received,
-                "occurred_at": d.occurred_at,
-                "available_at": received,
-                "relay_at": relay_at,
-                "relayed": 0,
-                "headers": headers,
-                "body": body,
-                "payload": d.payload,
-            }
-            for d in parsed.deliveries
-        ]
+    ) -> Stored:
+        arrival = Arrival(source.name, source.connector, body, headers, parsed.deliveries, now)
         try:
-            inserted = await self.inbox.add(rows)
+            stored = await self.inbox.add(arrival)
+        except IngressError:
+            raise  # this delivery's own data cannot be stored: 400, and nothing is lost by saying so
         except Exception as exc:
             raise ServiceUnavailable(repr(exc)) from exc
-        new = [r["id"] for r in rows if r["id"] in inserted]
-        metrics.EVENTS.labels(source.name, "new").inc(len(new))
-        metrics.EVENTS.labels(source.name, "duplicate").inc(len(rows) - len(new))
-        return new, len(rows) - len(new)
+        metrics.EVENTS.labels(source.name, "new").inc(len(stored.new))
+        metrics.EVENTS.labels(source.name, "duplicate").inc(stored.duplicates)
+        return stored

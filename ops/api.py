@@ -157,7 +157,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
         except Exception as exc:
             raise ApiError(400, "invalid_duration", str(exc)) from None
         with engine.begin() as conn:
-            purged = dlq.purge(conn, body.where, age)
+            purged = dlq.purge(conn, body.where, age, now=utcnow())
             audit.record(
                 conn, f"api:{who.name}", "dlq.purge", None, {"purged": purged, "older_than": body.older_than}
             )

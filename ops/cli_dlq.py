@@ -245,7 +245,7 @@ def dlq_purge(
         if not typer.confirm(f"purge up to {n} dead letter(s)?"):
             raise typer.Exit(1)
     with engine.begin() as conn:
-        purged = dlq.purge(conn, filters, age)
+        purged = dlq.purge(conn, filters, age, now=utcnow())
         audit.record(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})
     _print_json({"purged": purged}) if as_json else console.print(f"purged {purged} dead letter(s)")
 

@@ -34,7 +34,10 @@ class HookyardApp:
         self.sources = load_sources(settings.config, settings.secrets_file)
         self.engine = make_async_engine(settings.database_url, pool_size=settings.ingress.writers + 2)
         self.inbox = Inbox(
-            self.engine, batch_max=settings.ingress.batch_max, writers=settings.ingress.writers
+            self.engine,
+            batch_max=settings.ingress.batch_max,
+            writers=settings.ingress.writers,
+            relay_grace_s=settings.relay.grace_s,
         )
         self.publisher = Publisher(linger_s=settings.ingress.publish_linger_s)
         self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)

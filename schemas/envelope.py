@@ -22,3 +22,18 @@ class Envelope(BaseModel):
     received_at: datetime
     headers: dict[str, str] = {}
     payload: Any = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Envelope:
+        """The envelope of a stored event (any object with the `events` columns as attributes)."""
+        return cls(
+            id=row.id,
+            source=row.source,
+            vendor=row.vendor,
+            type=row.type,
+            dedupe_key=row.dedupe_key,
+            occurred_at=row.occurred_at,
+            received_at=row.received_at,
+            headers=row.headers,
+            payload=row.payload,
+        )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,16 @@ def with_headers(request: SignedRequest, **changes: str | None) -> SignedRequest
     headers = {k: v for k, v in request.headers.items() if k.lower() not in wanted}
     headers.update({k: v for k, v in wanted.items() if v is not None})
     return SignedRequest(body=request.body, headers=headers)
+
+
+@dataclass
+class FakeClock:
+    """A clock that moves only when told: `clock()` is now, `advance(s)` lets s seconds pass."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

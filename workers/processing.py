@@ -23,26 +23,26 @@ from typing import Any
 import httpx
 import structlog
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
 from events.db import (
-    ACCEPTED,
-    DEAD,
-    DONE,
-    PROCESSING,
-    RETRY,
+    AttemptOutcome,
+    EventState,
+    LetterState,
     attempts,
     dead_letters,
     dialect_insert,
     events,
     records,
     source_flags,
+    text_limit,
     utcnow,
 )
 from events.queue import PROCESS_TASK
 from events.sources import Source
 from schemas.envelope import Envelope
-from schemas.errors import TransientError
+from schemas.errors import InvalidPayload, TransientError
 from schemas.records import Record
 from schemas.retry import RetryPolicy, Verdict, classify
 from workers.forward import forward
@@ -60,12 +60,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Context:
-    """What processing needs besides the database: configuration, an HTTP client, randomness."""
+    """What processing needs besides the database: configuration, an HTTP client, randomness, time."""
 
     sources: Mapping[str, Source]
     lease_s: float
     http: httpx.Client | None = None
     rand: Callable[[], float] = random.random
+    clock: Callable[[], datetime] = utcnow
     fault_delay_s: float = 0.0
 
 
@@ -86,15 +87,15 @@ _CLAIM = (
     .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
     .where(
         or_(
-            events.c.state == ACCEPTED,
+            events.c.state == EventState.ACCEPTED,
             and_(
-                events.c.state.in_((RETRY, PROCESSING)),
+                events.c.state.in_((EventState.RETRY, EventState.PROCESSING)),
                 events.c.available_at <= bindparam("b_now", type_=_TIME),
             ),
         )
     )
     .values(
-        state=PROCESSING,
+        state=EventState.PROCESSING,
         lease_token=bindparam("b_token"),
         attempts=events.c.attempts + 1,
         available_at=bindparam("b_expires", type_=_TIME),
@@ -144,22 +145,10 @@ def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
     ).first()
     if seen is None:
         conn.execute(
-            insert(attempts).values(event_id=row.id, number=previous, started_at=now, outcome="lease_expired")
+            insert(attempts).values(
+                event_id=row.id, number=previous, started_at=now, outcome=AttemptOutcome.LEASE_EXPIRED
+            )
         )
-
-
-def envelope_of(row: Any) -> Envelope:
-    return Envelope(
-        id=row.id,
-        source=row.source,
-        vendor=row.vendor,
-        type=row.type,
-        dedupe_key=row.dedupe_key,
-        occurred_at=row.occurred_at,
-        received_at=row.received_at,
-        headers=row.headers,
-        payload=row.payload,
-    )
 
 
 def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -> None:
@@ -189,7 +178,9 @@ def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
     """Update the event only while our lease holds (the row lock also fences late claimers)."""
     result = conn.execute(
         update(events)
-        .where(events.c.id == event_id, events.c.lease_token == token, events.c.state == PROCESSING)
+        .where(
+            events.c.id == event_id, events.c.lease_token == token, events.c.state == EventState.PROCESSING
+        )
         .values(lease_token=None, **values)
     )
     return result.rowcount == 1
@@ -200,9 +191,11 @@ _FINISH = (
     .where(
         events.c.id.in_(bindparam("b_ids", expanding=True)),
         events.c.lease_token == bindparam("b_token"),
-        events.c.state == PROCESSING,
+        events.c.state == EventState.PROCESSING,
     )
-    .values(state=DONE, processed_at=bindparam("b_now", type_=_TIME), lease_token=None, last_error=None)
+    .values(
+        state=EventState.DONE, processed_at=bindparam("b_now", type_=_TIME), lease_token=None, last_error=None
+    )
     .returning(events.c.id)
 )
 
@@ -213,14 +206,14 @@ def finish(conn: Connection, event_ids: Sequence[str], token: str, now: datetime
 
 
 def _attempt_row(
-    row: Any, started: datetime, outcome: str, error: BaseException | None = None
+    row: Any, started: datetime, ended: datetime, outcome: AttemptOutcome, error: BaseException | None = None
 ) -> dict[str, Any]:
     return {
         "event_id": row.id,
         "number": row.attempts,
         "started_at": started,
         "outcome": outcome,
-        "duration_ms": int((utcnow() - started).total_seconds() * 1000),
+        "duration_ms": int((ended - started).total_seconds() * 1000),
         "error_class": type(error).__name__ if error else None,
         "error_message": str(error)[:4000] if error else None,
     }
@@ -233,10 +226,10 @@ def fail(
     error: BaseException,
     policy: RetryPolicy,
     started: datetime,
+    now: datetime,
     rand: Callable[[], float],
 ) -> Outcome:
     """Record the failure; retry later when it is transient and attempts remain, else dead-letter."""
-    now = utcnow()
     verdict = classify(error)
     message = f"{type(error).__name__}: {error}"[:4000]
     with engine.begin() as conn:
@@ -244,16 +237,22 @@ def fail(
             hint = error.retry_after_s if isinstance(error, TransientError) else None
             due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(row.attempts, rand))
             if not _fence(
-                conn, row.id, token, state=RETRY, available_at=due, relay_at=due, last_error=message
+                conn,
+                row.id,
+                token,
+                state=EventState.RETRY,
+                available_at=due,
+                relay_at=due,
+                last_error=message,
             ):
                 conn.rollback()
                 return Outcome.LOST_LEASE
-            conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.RETRY, error)])
+            conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.RETRY, error)])
             return Outcome.RETRY
-        if not _fence(conn, row.id, token, state=DEAD, last_error=message):
+        if not _fence(conn, row.id, token, state=EventState.DEAD, last_error=message):
             conn.rollback()
             return Outcome.LOST_LEASE
-        conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.DEAD, error)])
+        conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
         if verdict is Verdict.REAUTHORIZE:
             _flag_source(conn, row.source, message, now)
@@ -272,7 +271,7 @@ def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime
         "traceback": "".join(traceback.format_exception(error))[-16000:],
         "attempts": row.attempts,
         "died_at": now,
-        "state": DEAD,
+        "state": LetterState.DEAD,
     }
     stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
@@ -291,9 +290,13 @@ def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:
 
 def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict[str, Outcome]:
     """Claim the events in one statement, normalize (and forward) each, then finish every one that
-    succeeded in one transaction; each keeps its own fencing, failures are handled one by one."""
+    succeeded in one transaction; each keeps its own fencing, failures are handled one by one.
+
+    Batching is for speed only: if the shared finishing transaction fails, each event is finished
+    again in a transaction of its own, so one event whose records the database refuses fails alone.
+    """
     token = uuid.uuid4().hex
-    started = utcnow()
+    started = ctx.clock()
     outcomes = dict.fromkeys(event_ids, Outcome.SKIPPED)
     failed: list[tuple[Any, BaseException]] = []
     with engine.connect() as conn:  # one checkout for the claim and the finish
@@ -308,54 +311,79 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
         if ready and ctx.fault_delay_s:
             time.sleep(ctx.fault_delay_s)
         try:
-            outcomes.update(_finish(conn, ready, token, started))
-        except Exception as exc:  # the finishing transaction itself failed: each event is retried
-            failed.extend((row, exc) for row, _ in ready)
+            outcomes.update(_finish(conn, ready, token, started, ctx.clock))
+        except Exception as exc:
+            if len(ready) > 1:
+                log.warning("event.batch_finish_failed", error=repr(exc), events=len(ready))
+            for item in ready if len(ready) > 1 else ():
+                try:
+                    outcomes.update(_finish(conn, [item], token, started, ctx.clock))
+                except Exception as alone:
+                    failed.append((item[0], _own_fault(alone)))
+            if len(ready) == 1:
+                failed.append((ready[0][0], _own_fault(exc)))
     for row, error in failed:  # on fresh connections: the failure may have been this one's
         structlog.contextvars.bind_contextvars(event_id=row.id, source=row.source, attempt=row.attempts)
-        source = ctx.sources.get(row.source)
-        outcomes[row.id] = fail(engine, row, token, error, policy_for(row.vendor, source), started, ctx.rand)
+        policy = policy_for(row.vendor, ctx.sources.get(row.source))
+        outcomes[row.id] = fail(engine, row, token, error, policy, started, ctx.clock(), ctx.rand)
         log.warning("event.failed", error=repr(error), outcome=str(outcomes[row.id]))
     return outcomes
 
 
+def _own_fault(error: BaseException) -> BaseException:
+    """The database refused this event's own data (its records): no retry can change that."""
+    if isinstance(error, DataError | IntegrityError):
+        reason = (str(error.orig).splitlines() or ["no reason given"])[0][:500]
+        return InvalidPayload(f"the database refused this event's records: {reason}")
+    return error
+
+
 def _prepare(row: Any, ctx: Context) -> list[Record]:
     """Normalize through the connector, and forward downstream when the source says so."""
-    envelope = envelope_of(row)
+    envelope = Envelope.from_row(row)
     items = registry.get(row.vendor).normalize(envelope)
+    for item in items:
+        _check_key(item)
     source = ctx.sources.get(row.source)
     if source is not None and source.forward is not None and ctx.http is not None:
         forward(ctx.http, source.forward, envelope, items)
     return items
 
 
+EXTERNAL_ID_MAX = text_limit(records, "external_id")
+
+
+def _check_key(record: Record) -> None:
+    """A record key every database can store, checked before it can fail a shared transaction."""
+    key = record.external_id
+    if len(key) > EXTERNAL_ID_MAX or "\x00" in key:
+        raise InvalidPayload(
+            f"{record.kind} id {key[:60]!r}… cannot be stored: at most {EXTERNAL_ID_MAX} characters, no NUL"
+        )
+
+
 def _finish(
-    conn: Connection, ready: Sequence[tuple[Any, list[Record]]], token: str, started: datetime
+    conn: Connection,
+    ready: Sequence[tuple[Any, list[Record]]],
+    token: str,
+    started: datetime,
+    clock: Callable[[], datetime],
 ) -> dict[str, Outcome]:
     """One transaction: fence on our leases, upsert the records of those still ours, mark them done."""
     if not ready:
         return {}
     with conn.begin():
-        done = finish(conn, [row.id for row, _ in ready], token, utcnow())
+        now = clock()
+        done = finish(conn, [row.id for row, _ in ready], token, now)
         kept = [(row, items) for row, items in ready if row.id in done]
         upsert_records(conn, [(row.vendor, row.id, item) for row, items in kept for item in items])
         if kept:
-            conn.execute(insert(attempts), [_attempt_row(row, started, Outcome.DONE) for row, _ in kept])
+            conn.execute(
+                insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DONE) for row, _ in kept]
+            )
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
         else:
             log.warning("event.lease_lost", event_id=row.id, source=row.source)
     return {row.id: Outcome.DONE if row.id in done else Outcome.LOST_LEASE for row, _ in ready}
-
-
-def due_for_relay(conn: Connection, now: datetime, limit: int) -> list[Any]:
-    stmt = (
-        select(events.c.id, events.c.vendor, events.c.relayed)
-        .where(events.c.state.in_((ACCEPTED, RETRY, PROCESSING)), events.c.relay_at <= now)
-        .order_by(events.c.relay_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(conn.execute(stmt))

@@ -7,22 +7,34 @@ Each event backs off (grace × 2^n, capped) so a long backlog is not flooded wit
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, select, update
 
-from events.db import events, utcnow
+from events.db import UNFINISHED, events
 from events.queue import publish
-from workers.processing import due_for_relay
 
 log = structlog.get_logger()
 
 MAX_BACKOFF_DOUBLINGS = 5
 
 
-def relay(engine: Engine, *, grace_s: float, limit: int) -> int:
-    now = utcnow()
+def due_for_relay(conn: Connection, now: datetime, limit: int) -> list[Any]:
+    """Unfinished events whose relay time has come, oldest first (locked against a second relay)."""
+    stmt = (
+        select(events.c.id, events.c.vendor, events.c.relayed)
+        .where(events.c.state.in_(UNFINISHED), events.c.relay_at <= now)
+        .order_by(events.c.relay_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(conn.execute(stmt))
+
+
+def relay(engine: Engine, *, now: datetime, grace_s: float, limit: int) -> int:
     with engine.begin() as conn:
         rows = due_for_relay(conn, now, limit)
         if not rows:

@@ -6,20 +6,19 @@ redelivery would be taken for new; the defaults keep them 30 days.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine, delete, select
 
 from events import dlq
-from events.db import DONE, PURGED, attempts, dead_letters, events, utcnow
+from events.db import EventState, attempts, dead_letters, events
 
 log = structlog.get_logger()
 MIN_PROCESSED_DAYS = 7
 
 
-def _prune_events(engine: Engine, states: tuple[str, ...], older_than: timedelta, batch: int) -> int:
-    cutoff = utcnow() - older_than
+def _prune_events(engine: Engine, states: tuple[str, ...], cutoff: datetime, batch: int) -> int:
     total = 0
     while True:
         with engine.begin() as conn:
@@ -40,16 +39,16 @@ def _prune_events(engine: Engine, states: tuple[str, ...], older_than: timedelta
 
 
 def prune(
-    engine: Engine, *, processed_days: float, dead_letter_days: float, batch: int = 1000
+    engine: Engine, *, now: datetime, processed_days: float, dead_letter_days: float, batch: int = 1000
 ) -> dict[str, int]:
     """Dead letters go after `dead_letter_days` (their events stay, purged, for deduplication);
     processed and purged events after `processed_days` (never under the 7-day retry horizon)."""
     with engine.begin() as conn:
-        purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days))
-    days = max(processed_days, MIN_PROCESSED_DAYS)
+        purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days), now=now)
+    cutoff = now - timedelta(days=max(processed_days, MIN_PROCESSED_DAYS))
     pruned = {
         "dead_letters": purged,
-        "events": _prune_events(engine, (DONE, PURGED), timedelta(days=days), batch),
+        "events": _prune_events(engine, (EventState.DONE, EventState.PURGED), cutoff, batch),
     }
     log.info("retention.pruned", **pruned)
     return pruned

@@ -12,7 +12,7 @@ from celery.signals import worker_process_init
 from sqlalchemy import Engine
 
 from connectors import registry
-from events.db import make_engine
+from events.db import make_engine, utcnow
 from events.log import configure_logging
 from events.queue import PROCESS_TASK, RELAY_TASK, RETENTION_TASK, app
 from events.settings import get_settings
@@ -67,10 +67,12 @@ def process_events(self: Task, event_ids: list[str]) -> list[str]:
 @app.task(name=RELAY_TASK)
 def relay() -> int:
     settings = get_settings()
-    return run_relay(engine(), grace_s=settings.relay.grace_s, limit=settings.relay.batch)
+    return run_relay(engine(), now=utcnow(), grace_s=settings.relay.grace_s, limit=settings.relay.batch)
 
 
 @app.task(name=RETENTION_TASK)
 def retention() -> dict[str, int]:
     keep = get_settings().retention
-    return prune(engine(), processed_days=keep.processed_days, dead_letter_days=keep.dead_letter_days)
+    return prune(
+        engine(), now=utcnow(), processed_days=keep.processed_days, dead_letter_days=keep.dead_letter_days
+    )

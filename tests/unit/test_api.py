@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, insert, select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from events.db import ACCEPTED, audit_log, events, source_flags, utcnow
+from events.db import EventState, audit_log, events, source_flags, utcnow
 from events.ids import new_event_id
 from events.sources import Source
 from ops import tokens
@@ -90,7 +90,7 @@ def dead_event(engine: Engine) -> str:
                 vendor="stripe",
                 type="payment.succeeded",
                 dedupe_key="evt_1",
-                state=ACCEPTED,
+                state=EventState.ACCEPTED,
                 attempts=0,
                 received_at=now,
                 available_at=now,

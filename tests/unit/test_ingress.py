@@ -27,11 +27,21 @@ Client = httpx.AsyncClient
 
 
 def run_ingress(
-    tmp_path: Path, scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]], **ingress: Any
+    tmp_path: Path,
+    scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]],
+    *,
+    schema_extra: str | None = None,
+    **ingress: Any,
 ) -> Any:
-    """Run `scenario` against an Ingress on a fresh SQLite inbox; publishing is recorded."""
+    """Run `scenario` against an Ingress on a fresh SQLite inbox; publishing is recorded.
+    `schema_extra` is SQL run on the migrated database first (e.g. a trigger that refuses rows)."""
     url = f"sqlite:///{tmp_path}/unit.db"
     upgrade(url)
+    if schema_extra is not None:
+        setup = make_engine(url)
+        with setup.begin() as conn:
+            conn.exec_driver_sql(schema_extra)
+        setup.dispose()
     published: list[tuple[str, str]] = []
 
     def send(batch: list[tuple[str, str]]) -> int:
@@ -192,3 +202,71 @@ def test_sheds_load_with_429_and_retry_after(tmp_path: Path) -> None:
     assert (resp.status_code, resp.json()["error"]) == (429, "overloaded")
     assert int(resp.headers["retry-after"]) > 0
     assert stored(tmp_path) == 0
+
+
+def sample_with(**headers: str) -> Any:
+    """A fresh Shopify sample with some headers replaced (they are not covered by the signature)."""
+    req = sample()
+    req.headers.update(headers)
+    return req
+
+
+def test_an_overlong_topic_is_refused_with_400_before_it_joins_a_batch(tmp_path: Path) -> None:
+    """An unsigned header that would overflow its column is refused alone, with a reason; nothing stored."""
+    poisoned = sample_with(**{"X-Shopify-Topic": "orders/" + "x" * 300})
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        with capture_logs() as logs:
+            resp = await client.post("/webhooks/shop", content=poisoned.body, headers=poisoned.headers)
+        return resp, logs
+
+    resp, logs = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (400, "invalid_type")
+    assert [e for e in logs if e["event"] == "ingress.rejected" and e["reason"] == "invalid_type"]
+    assert stored(tmp_path) == 0
+
+
+def test_an_overlong_delivery_id_is_stored_by_its_hash_and_still_dedupes(tmp_path: Path) -> None:
+    """A 2 KB event id is kept as its SHA-256, so the same delivery sent twice is one event."""
+    req = sample_with(**{"X-Shopify-Event-Id": "e" * 2000})
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        first = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        second = await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+        return first.json(), second.json()
+
+    first, second = run_ingress(tmp_path, scenario)
+    assert (first["accepted"], second["duplicates"]) == (1, 1)
+    engine = make_engine(f"sqlite:///{tmp_path}/unit.db")
+    with engine.connect() as conn:
+        key = conn.execute(select(events.c.dedupe_key)).scalar_one()
+    engine.dispose()
+    assert key.startswith("sha256:") and len(key) == len("sha256:") + 64
+
+
+REFUSE_POISON = """
+CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.dedupe_key LIKE '%poison%'
+BEGIN SELECT RAISE(ABORT, 'poisoned row'); END
+"""
+
+
+def test_a_batch_the_database_refuses_fails_only_the_guilty_requests(tmp_path: Path) -> None:
+    """60 concurrent deliveries share group commits; the 5 whose rows the database refuses get 400
+    unstorable, the 55 others are stored and answered 200 — none of them sees an error."""
+    requests = [
+        sample_with(**{"X-Shopify-Event-Id": f"poison-{i}"}) if i % 12 == 0 else sample() for i in range(60)
+    ]
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        with capture_logs() as logs:
+            responses = await asyncio.gather(
+                *(client.post("/webhooks/shop", content=r.body, headers=r.headers) for r in requests)
+            )
+        return responses, logs
+
+    responses, logs = run_ingress(tmp_path, scenario, schema_extra=REFUSE_POISON, writers=1)
+    refused = [i for i, r in enumerate(responses) if r.status_code != 200]
+    assert refused == [0, 12, 24, 36, 48]
+    assert {responses[i].json()["error"] for i in refused} == {"unstorable"}
+    assert stored(tmp_path) == 55
+    assert any(e["event"] == "inbox.batch_refused" for e in logs)  # they really shared a batch

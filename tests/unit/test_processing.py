@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from events.db import (
-    ACCEPTED,
+    EventState,
     attempts,
     dead_letters,
     events,
@@ -21,8 +21,10 @@ from events.db import (
 from events.ids import new_event_id
 from events.sources import Forward, Retry, Source
 from schemas.records import Customer
+from tests.helpers import FakeClock
 from workers import processing
 from workers.processing import Outcome
+from workers.relay import due_for_relay
 
 
 def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
@@ -33,7 +35,7 @@ def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
         "vendor": "shopify",
         "type": "order.created",
         "dedupe_key": new_event_id(0),
-        "state": ACCEPTED,
+        "state": EventState.ACCEPTED,
         "attempts": 0,
         "received_at": now,
         "available_at": now,
@@ -145,10 +147,10 @@ def test_relay_selects_only_unfinished_due_events(engine: Engine) -> None:
     add_event(engine, ORDER, relay_at=now + timedelta(seconds=60))
     add_event(engine, ORDER, relay_at=now - timedelta(seconds=1), state="done")
     with engine.connect() as conn:
-        assert [r.id for r in processing.due_for_relay(conn, now, 100)] == [due]
+        assert [r.id for r in due_for_relay(conn, now, 100)] == [due]
 
 
-def forwarding_context(handler: Any, **retry: Any) -> processing.Context:
+def forwarding_context(handler: Any, clock: FakeClock | None = None, **retry: Any) -> processing.Context:
     source = Source(
         "shop", "shopify", ("s",), forward=Forward(url="http://downstream.test/hook"), retry=Retry(**retry)
     )
@@ -156,6 +158,7 @@ def forwarding_context(handler: Any, **retry: Any) -> processing.Context:
         sources={"shop": source},
         lease_s=30,
         rand=lambda: 1.0,
+        clock=clock or utcnow,
         http=httpx.Client(transport=httpx.MockTransport(handler)),
     )
 
@@ -163,12 +166,12 @@ def forwarding_context(handler: Any, **retry: Any) -> processing.Context:
 def test_transient_downstream_failure_waits_in_the_database(engine: Engine) -> None:
     """A 503 from the forward target: state retry, due after the policy's backoff, attempt recorded."""
     event_id = add_event(engine, ORDER)
-    ctx = forwarding_context(lambda request: httpx.Response(503), base_s=10, cap_s=100)
-    before = utcnow()
+    clock = FakeClock(utcnow())
+    ctx = forwarding_context(lambda request: httpx.Response(503), clock, base_s=10, cap_s=100)
     assert processing.process(engine, event_id, ctx) == Outcome.RETRY
     row = event_row(engine, event_id)
     assert row.state == "retry" and row.relay_at == row.available_at
-    assert before + timedelta(seconds=9) < row.available_at < utcnow() + timedelta(seconds=11)
+    assert row.available_at == clock.now + timedelta(seconds=10)  # rand() = 1: the whole first backoff
     with engine.connect() as conn:
         assert conn.execute(select(records)).first() is None  # no effect before success
 
@@ -176,21 +179,36 @@ def test_transient_downstream_failure_waits_in_the_database(engine: Engine) -> N
 def test_retry_after_from_the_remote_overrides_backoff(engine: Engine) -> None:
     """A 429 with Retry-After: 42 schedules the retry 42 s out, whatever the policy says."""
     event_id = add_event(engine, ORDER)
-    ctx = forwarding_context(lambda request: httpx.Response(429, headers={"Retry-After": "42"}), base_s=1)
+    clock = FakeClock(utcnow())
+    ctx = forwarding_context(
+        lambda request: httpx.Response(429, headers={"Retry-After": "42"}), clock, base_s=1
+    )
     assert processing.process(engine, event_id, ctx) == Outcome.RETRY
-    wait = (event_row(engine, event_id).available_at - utcnow()).total_seconds()
-    assert 40 < wait <= 42
+    assert event_row(engine, event_id).available_at == clock.now + timedelta(seconds=42)
+
+
+def test_a_retry_is_not_claimed_before_it_is_due(engine: Engine) -> None:
+    """A retrying event stays put until the clock reaches its due time, then is processed."""
+    event_id = add_event(engine, ORDER)
+    clock = FakeClock(utcnow())
+    answers = iter([httpx.Response(503), httpx.Response(200)])
+    ctx = forwarding_context(lambda request: next(answers), clock, base_s=10)
+    assert processing.process(engine, event_id, ctx) == Outcome.RETRY
+    clock.advance(9.9)
+    assert processing.process(engine, event_id, ctx) == Outcome.SKIPPED
+    clock.advance(0.1)
+    assert processing.process(engine, event_id, ctx) == Outcome.DONE
 
 
 def test_attempts_exhausted_becomes_a_dead_letter(engine: Engine) -> None:
     """After max_attempts transient failures the event is dead-lettered with every attempt kept."""
     event_id = add_event(engine, ORDER)
-    ctx = forwarding_context(lambda request: httpx.Response(502), max_attempts=3, base_s=0.001)
+    clock = FakeClock(utcnow())
+    ctx = forwarding_context(lambda request: httpx.Response(502), clock, max_attempts=3, base_s=1, cap_s=1)
     outcomes = []
     for _ in range(3):
-        with engine.begin() as conn:  # make the retry due now
-            conn.execute(update(events).values(available_at=utcnow()))
         outcomes.append(processing.process(engine, event_id, ctx))
+        clock.advance(1)  # every backoff is at most cap_s
     assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DEAD]
     with engine.connect() as conn:
         assert [r.outcome for r in conn.execute(select(attempts).order_by(attempts.c.number))] == [
@@ -220,10 +238,10 @@ def test_forward_carries_the_event_id_as_idempotency_key(engine: Engine) -> None
         seen.append(request.headers["Idempotency-Key"])
         return httpx.Response(500 if len(seen) == 1 else 200)
 
-    ctx = forwarding_context(handler, base_s=0.001)
+    clock = FakeClock(utcnow())
+    ctx = forwarding_context(handler, clock, base_s=1, cap_s=1)
     assert processing.process(engine, event_id, ctx) == Outcome.RETRY
-    with engine.begin() as conn:
-        conn.execute(update(events).values(available_at=utcnow()))
+    clock.advance(1)
     assert processing.process(engine, event_id, ctx) == Outcome.DONE
     assert seen == [event_id, event_id]
 
@@ -245,3 +263,41 @@ def test_a_batch_claims_together_finishes_together_and_fails_one_by_one(engine: 
         assert sorted(v for (v,) in conn.execute(select(records.c.version))) == [1, 1, 1]
         outcomes_logged = sorted(r.outcome for r in conn.execute(select(attempts)))
     assert outcomes_logged == ["dead", "done", "done", "done"]
+
+
+REFUSE_POISON_RECORDS = """
+CREATE TRIGGER refuse_poison BEFORE INSERT ON records WHEN NEW.external_id LIKE 'poison%'
+BEGIN SELECT RAISE(ABORT, 'poisoned record'); END
+"""
+
+
+def test_one_event_whose_records_the_database_refuses_fails_alone(engine: Engine) -> None:
+    """A message of 10 with 1 poison: 9 done on their first attempt, forwarded once each; the poison
+    is dead at once (its data will never store), not retried and not charged to its neighbours."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(REFUSE_POISON_RECORDS)
+    ids = [
+        add_event(engine, {**ORDER, "id": "poison-1" if n == 4 else n, "customer": None}) for n in range(10)
+    ]
+    forwarded: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        forwarded.append(request.headers["Idempotency-Key"])
+        return httpx.Response(200)
+
+    outcomes = processing.process_many(engine, ids, forwarding_context(handler))
+    assert [outcomes[i] for i in ids] == [Outcome.DONE] * 4 + [Outcome.DEAD] + [Outcome.DONE] * 5
+    assert sorted(forwarded) == sorted(ids)  # one forward each: nothing repeated
+    with engine.connect() as conn:
+        tried = conn.execute(select(attempts.c.event_id, attempts.c.number, attempts.c.outcome)).all()
+        letter = conn.execute(select(dead_letters)).one()
+    assert sorted((n, o) for _, n, o in tried) == [(1, "dead")] + [(1, "done")] * 9
+    assert (letter.event_id, letter.error_class) == (ids[4], "InvalidPayload")
+    assert "poisoned record" in letter.error_message
+
+
+def test_a_record_key_no_database_can_store_is_refused_before_the_write(engine: Engine) -> None:
+    """An order id of 300 characters is an InvalidPayload for that event: dead, neighbours done."""
+    ids = [add_event(engine, {**ORDER, "id": "9" * 300 if n == 0 else n, "customer": None}) for n in range(3)]
+    outcomes = processing.process_many(engine, ids, CTX)
+    assert [outcomes[i] for i in ids] == [Outcome.DEAD, Outcome.DONE, Outcome.DONE]

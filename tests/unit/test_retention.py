@@ -58,7 +58,7 @@ def test_prunes_old_processed_and_old_dead_letters_only(engine: Engine) -> None:
     old_done, young_done = add(engine, "done", 40), add(engine, "done", 3)
     old_retry = add(engine, "retry", 40)
     old_dead, young_dead = add(engine, "dead", 100, dead=True), add(engine, "dead", 10, dead=True)
-    result = prune(engine, processed_days=30, dead_letter_days=90)
+    result = prune(engine, now=utcnow(), processed_days=30, dead_letter_days=90)
     with engine.connect() as conn:
         states = dict(conn.execute(select(events.c.id, events.c.state)).all())
         letters = {r for (r,) in conn.execute(select(dead_letters.c.event_id))}
@@ -73,6 +73,6 @@ def test_prunes_old_processed_and_old_dead_letters_only(engine: Engine) -> None:
 def test_processed_events_outlive_the_longest_vendor_retry_horizon(engine: Engine) -> None:
     """A retention set below 7 days is raised to 7: WhatsApp redelivers for a week."""
     five_days = add(engine, "done", 5)
-    prune(engine, processed_days=1, dead_letter_days=90)
+    prune(engine, now=utcnow(), processed_days=1, dead_letter_days=90)
     with engine.connect() as conn:
         assert conn.execute(select(events.c.id)).scalar_one() == five_days
