@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,8 +24,10 @@ from events.publisher import Publisher
 from events.settings import Settings
 from events.sources import Source
 from schemas.errors import (
+    HeadersTooLargeError,
     IngressError,
     MalformedError,
+    MethodNotAllowedError,
     TooLargeError,
     UnknownSourceError,
     UnsupportedMediaError,
@@ -62,6 +64,38 @@ async def respond(send: Send, status: int, body: Any, headers: Mapping[str, str]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
+
+
+# Headers that proxies and load balancers legitimately repeat; any other header sent twice is refused,
+# so a second signature (or delivery id) header can never change which one is checked.
+REPEATABLE = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "cache-control",
+        "forwarded",
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+    }
+)
+
+
+def read_headers(raw: Sequence[tuple[bytes, bytes]], limit: int) -> dict[str, str]:
+    """The request headers, names lower-cased: at most `limit` bytes in all (431), none repeated (400)."""
+    size = sum(len(name) + len(value) for name, value in raw)
+    if size > limit:
+        raise HeadersTooLargeError(f"{size} bytes of headers; at most {limit}")
+    headers: dict[str, str] = {}
+    for name_raw, value_raw in raw:
+        name = name_raw.decode("latin-1").lower()
+        value = value_raw.decode("latin-1")
+        if name in headers and name not in REPEATABLE:
+            raise MalformedError(f"header {name} is sent more than once", code="duplicate_header")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -112,7 +146,7 @@ class Ingress:
             status, reason = exc.status, exc.code
             if scope["method"] == "GET" and isinstance(exc, VerificationError):
                 status = 403  # a refused handshake: the vendor asked, we decline
-            body, extra = {"error": exc.code, "detail": exc.detail}, {}
+            body, extra = {"error": exc.code, "detail": exc.detail}, exc.response_headers()
             if isinstance(exc, Overloaded):
                 extra["retry-after"] = str(self.settings.ingress.retry_after_s)
             log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
@@ -136,15 +170,16 @@ class Ingress:
         self, scope: Scope, receive: Receive, source: Source
     ) -> tuple[int, Any, dict[str, str]]:
         connector = self.connectors[source.connector]
-        if scope["method"] == "GET":
-            return self._handshake(scope, connector, source)
-        if scope["method"] != "POST":
-            raise MalformedError(
-                f"method {scope['method']} is not accepted here; use POST", code="method_not_allowed"
+        allow = ("GET", "POST") if isinstance(connector, Handshake) else ("POST",)
+        if scope["method"] not in allow:
+            raise MethodNotAllowedError(
+                f"method {scope['method']} is not accepted here; use {' or '.join(allow)}", allow=allow
             )
+        if scope["method"] == "GET" and isinstance(connector, Handshake):
+            return self._handshake(scope, connector, source)
         if self.inbox.pending >= self.settings.ingress.max_pending:
             raise Overloaded(f"{self.inbox.pending} requests are waiting to be stored; retry later")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = read_headers(scope["headers"], self.settings.ingress.max_header_bytes)
         self._check_content(headers, connector)
         body = await read_body(receive, self.settings.ingress.max_body_bytes)
         now = self.clock()
@@ -175,12 +210,8 @@ class Ingress:
             )
 
     def _handshake(
-        self, scope: Scope, connector: Connector, source: Source
+        self, scope: Scope, connector: Handshake, source: Source
     ) -> tuple[int, Any, dict[str, str]]:
-        if not isinstance(connector, Handshake):
-            raise MalformedError(
-                f"connector {connector.name} has no GET handshake; use POST", code="method_not_allowed"
-            )
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         return 200, connector.handshake(query, source.options).encode(), {}
 

@@ -17,6 +17,7 @@ DATA_DIR = Path(".hookyard")
 
 class IngressSettings(BaseModel):
     max_body_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 16 * 1024  # all header names and values together; more gets 431
     retry_after_s: int = 5  # told to vendors when we cannot persist (503)
     batch_max: int = 500  # rows per inbox transaction (group commit)
     writers: int = 2  # inbox transactions in flight at once

@@ -119,6 +119,8 @@ def web(
     """Run the webhook ingress (uvicorn)."""
     import uvicorn
 
+    from ops.web import JsonErrorsProtocol
+
     _sources()  # refuse to start on a bad config, before binding the port
     uvicorn.run(
         "ops.web:create_app",
@@ -129,7 +131,7 @@ def web(
         log_level="warning",
         access_log=False,
         loop="auto",
-        http="auto",
+        http=JsonErrorsProtocol,
         lifespan="on",
     )
 

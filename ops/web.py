@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -14,7 +15,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from events import metrics
 from events.db import make_async_engine, make_engine
 from events.inbox import Inbox
 from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
@@ -26,6 +29,27 @@ from events.sources import load_sources
 from ops.api import create_api
 
 log = structlog.get_logger()
+
+PARSE_ERROR = orjson.dumps(
+    {
+        "error": "malformed_request",
+        "detail": "the HTTP request could not be parsed (percent-encode non-ASCII bytes in the path)",
+    }
+)
+
+
+class JsonErrorsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, except that a request its parser refuses (raw UTF-8 in the path, a
+    broken request line) is answered like every other refusal: JSON {"error", "detail"}, a log line,
+    a metric — not uvicorn's plain-text 400."""
+
+    def send_400_response(self, msg: str) -> None:
+        head = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+        head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(PARSE_ERROR)
+        self.transport.write(head + PARSE_ERROR)
+        self.transport.close()
+        log.warning("ingress.rejected", status=400, reason="malformed_request", detail=msg)
+        metrics.REQUESTS.labels("_unknown", "400", "malformed_request").inc()
 
 
 class HookyardApp:

@@ -38,6 +38,10 @@ class IngressError(HookyardError):
         if code is not None:
             self.code = code
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the refusal carries besides the JSON body (e.g. Allow on a 405)."""
+        return {}
+
 
 class VerificationError(IngressError):
     status = 401
@@ -54,6 +58,18 @@ class UnknownSourceError(IngressError):
     code = "unknown_source"
 
 
+class MethodNotAllowedError(IngressError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    def response_headers(self) -> dict[str, str]:
+        return {"allow": ", ".join(self.allow)}
+
+
 class TooLargeError(IngressError):
     status = 413
     code = "too_large"
@@ -62,6 +78,11 @@ class TooLargeError(IngressError):
 class UnsupportedMediaError(IngressError):
     status = 415
     code = "unsupported_media_type"
+
+
+class HeadersTooLargeError(IngressError):
+    status = 431
+    code = "headers_too_large"
 
 
 class ProcessingError(HookyardError):

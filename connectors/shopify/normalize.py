@@ -18,6 +18,7 @@ from connectors.payloads import (
     validated,
 )
 from schemas.envelope import Envelope
+from schemas.errors import MalformedError
 from schemas.records import Customer, Order, Record, Refund
 
 TOPICS = {
@@ -37,7 +38,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
     payload = load_object(body)
-    topic = _header(headers, "topic") or str(payload.get("topic") or "unknown")
+    topic = _header(headers, "topic") or text(payload.get("topic"))
+    if not topic:
+        raise MalformedError("missing X-Shopify-Topic header", code="missing_header")
     shop = _header(headers, "shop-domain")
     # One merchant action shares an event id across deliveries; several subscriptions to one
     # topic each deliver it, so the topic is part of the key.

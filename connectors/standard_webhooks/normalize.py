@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Delivery, Parsed
-from connectors.payloads import load_json, obj, parse_time, text
+from connectors.payloads import load_object, obj, parse_time, text
 from connectors.standard_webhooks.verify import headers_of
 from schemas.envelope import Envelope
 from schemas.records import Record
@@ -18,7 +18,7 @@ from schemas.records import Record
 
 def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
     msg_id, timestamp, _ = headers_of(headers)
-    payload = load_json(body)
+    payload = load_object(body)  # the spec's payload is an object: type, timestamp, data
     event_type = text(obj(payload).get("type")) or "event"
     canonical = obj(options.get("types")).get(event_type)
     prefix = options.get("type_prefix") or "standard-webhooks"

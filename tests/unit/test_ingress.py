@@ -270,3 +270,53 @@ def test_a_batch_the_database_refuses_fails_only_the_guilty_requests(tmp_path: P
     assert {responses[i].json()["error"] for i in refused} == {"unstorable"}
     assert stored(tmp_path) == 55
     assert any(e["event"] == "inbox.batch_refused" for e in logs)  # they really shared a batch
+
+
+def test_a_repeated_signature_header_is_refused(tmp_path: Path) -> None:
+    """Two X-Shopify-Hmac-Sha256 headers: 400 duplicate_header, whichever of them is valid."""
+    req = sample()
+    headers = [*req.headers.items(), ("X-Shopify-Hmac-Sha256", "Zm9yZ2Vk")]
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.post("/webhooks/shop", content=req.body, headers=headers)
+
+    resp = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (400, "duplicate_header")
+    assert stored(tmp_path) == 0
+
+
+def test_headers_over_the_limit_get_431(tmp_path: Path) -> None:
+    """A 64 KB header is refused with 431 before anything is read or stored."""
+    req = sample_with(**{"X-Padding": "p" * 65536})
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+
+    resp = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (431, "headers_too_large")
+    assert stored(tmp_path) == 0
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET", "PATCH"])
+def test_a_wrong_method_gets_405_with_allow(tmp_path: Path, method: str) -> None:
+    """Shopify has no GET handshake, so only POST is allowed, and the answer says so."""
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.request(method, "/webhooks/shop")
+
+    resp = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (405, "method_not_allowed")
+    assert resp.headers["allow"] == "POST"
+
+
+def test_a_shopify_delivery_without_its_topic_is_400(tmp_path: Path) -> None:
+    """No X-Shopify-Topic: the event cannot be typed, so it is refused rather than stored as unknown."""
+    req = sample()
+    del req.headers["X-Shopify-Topic"]
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        return await client.post("/webhooks/shop", content=req.body, headers=req.headers)
+
+    resp = run_ingress(tmp_path, scenario)
+    assert (resp.status_code, resp.json()["error"]) == (400, "missing_header")
+    assert stored(tmp_path) == 0

@@ -6,7 +6,7 @@ import pytest
 
 import connectors.standard_webhooks as connector
 from connectors.base import SignedRequest
-from schemas.errors import ConfigError, VerificationError
+from schemas.errors import ConfigError, MalformedError, VerificationError
 from tests.helpers import parse, verify, with_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -73,3 +73,12 @@ def test_type_prefix_and_canonical_map_are_per_source() -> None:
     mapped = parse("standard-webhooks", request, {"types": {"invoice.paid": "payment.succeeded"}})
     assert mapped.deliveries[0].type == "payment.succeeded"
     assert mapped.deliveries[0].occurred_at.isoformat() == "2022-11-03T20:26:10.344522+00:00"
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"42", b'"text"', b"null"])
+def test_a_payload_that_is_not_an_object_is_malformed(body: bytes) -> None:
+    """The spec's payload is an object (type, timestamp, data); anything else is a 400, not an event."""
+    request = connector.sign(body, {"webhook-id": "msg_1"}, SECRET, NOW)
+    verify("standard-webhooks", request, [SECRET], NOW)  # validly signed…
+    with pytest.raises(MalformedError):  # …and still refused
+        parse("standard-webhooks", request)
