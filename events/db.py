@@ -97,7 +97,8 @@ events = Table(
     Column("type", String(200), nullable=False),
     Column("dedupe_key", String(500), nullable=False),
     Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),  # every attempt ever, replays included
+    Column("attempts_before_replay", Integer, nullable=False, default=0, server_default="0"),
     Column("received_at", UTCDateTime, nullable=False),
     Column("occurred_at", UTCDateTime),
     Column("available_at", UTCDateTime, nullable=False),
@@ -109,7 +110,10 @@ events = Table(
     Column("headers", JSON, nullable=False),
     Column("body", LargeBinary, nullable=False),  # the raw request, byte-exact
     Column("payload", JSON),  # what the connector carved out: the body, a batch item, a form field
+    # the replay guard: a body already received (hash + position in its request) is a duplicate too
+    Column("body_key", String(80)),
     UniqueConstraint("source", "dedupe_key", name="uq_events_source_dedupe"),
+    UniqueConstraint("source", "body_key", name="uq_events_source_body"),
     Index("ix_events_relay", "state", "relay_at"),
     Index("ix_events_received", "received_at"),
 )

@@ -125,7 +125,7 @@ def replay_one(conn: Connection, event_id: str, now: datetime) -> bool:
         .where(events.c.id == event_id, events.c.state == EventState.DEAD)
         .values(
             state=EventState.ACCEPTED,
-            attempts=0,
+            attempts_before_replay=events.c.attempts,  # numbers go on; the budget starts afresh
             available_at=now,
             relay_at=now + timedelta(seconds=30),
             lease_token=None,

@@ -44,6 +44,7 @@ class Arrival:
     headers: Mapping[str, str]
     deliveries: Sequence[Delivery]
     received: float  # unix seconds, the ingress clock
+    replay_guard: bool = False  # the body itself is a dedupe key too (see events.sources)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def rows_for(arrival: Arrival, relay_grace_s: float) -> list[dict[str, Any]]:
     received = datetime.fromtimestamp(arrival.received, UTC)
     relay_at = received + timedelta(seconds=relay_grace_s)
     headers = {_text(k, "header"): _text(v, "header") for k, v in arrival.headers.items()}
+    body_hash = hashlib.sha256(arrival.body).hexdigest() if arrival.replay_guard else None
     return [
         {
             "id": new_event_id(arrival.received),
@@ -108,8 +110,9 @@ def rows_for(arrival: Arrival, relay_grace_s: float) -> list[dict[str, Any]]:
             "headers": headers,
             "body": arrival.body,
             "payload": d.payload,
+            "body_key": None if body_hash is None else f"{body_hash}:{position}",
         }
-        for d in arrival.deliveries
+        for position, d in enumerate(arrival.deliveries)
     ]
 
 
@@ -131,7 +134,7 @@ class Inbox:
         self._tasks: list[asyncio.Task[None]] = []
         self._stmt = (
             dialect_insert(engine.dialect.name)(events)
-            .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+            .on_conflict_do_nothing()  # any unique key: (source, dedupe_key) or (source, body_key)
             .returning(events.c.id)
         )
 

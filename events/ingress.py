@@ -218,7 +218,9 @@ class Ingress:
     async def _store(
         self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed, now: float
     ) -> Stored:
-        arrival = Arrival(source.name, source.connector, body, headers, parsed.deliveries, now)
+        arrival = Arrival(
+            source.name, source.connector, body, headers, parsed.deliveries, now, source.replay_guard
+        )
         try:
             stored = await self.inbox.add(arrival)
         except IngressError:

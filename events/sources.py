@@ -52,6 +52,7 @@ class _SourceModel(BaseModel):
     options: dict[str, Any] = {}
     forward: Forward | None = None
     retry: Retry = Retry()
+    replay_guard: bool | None = None
 
 
 class _FileModel(BaseModel):
@@ -67,6 +68,7 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=dict)
     forward: Forward | None = None
     retry: Retry = Retry()
+    replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
 
 
 def read_secrets_file(path: Path | None) -> dict[str, str]:
@@ -90,6 +92,12 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
         return env[name]
 
     return _VAR.sub(one, value)
+
+
+def replay_guard_default(connector: str) -> bool:
+    """On for vendors that sign the body alone (no timestamp): a captured delivery resent under a
+    fresh delivery id would otherwise be a new event. Timestamped vendors are covered by the window."""
+    return getattr(registry.get(connector), "timestamped", None) is False
 
 
 def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
@@ -146,5 +154,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             options=options,
             forward=forward,
             retry=src.retry,
+            replay_guard=replay_guard_default(src.connector)
+            if src.replay_guard is None
+            else src.replay_guard,
         )
     return sources

@@ -233,9 +233,10 @@ def fail(
     verdict = classify(error)
     message = f"{type(error).__name__}: {error}"[:4000]
     with engine.begin() as conn:
-        if verdict is Verdict.RETRY and row.attempts < policy.max_attempts:
+        tried = row.attempts - row.attempts_before_replay  # a replay starts a fresh budget
+        if verdict is Verdict.RETRY and tried < policy.max_attempts:
             hint = error.retry_after_s if isinstance(error, TransientError) else None
-            due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(row.attempts, rand))
+            due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(tried, rand))
             if not _fence(
                 conn,
                 row.id,

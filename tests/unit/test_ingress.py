@@ -31,6 +31,7 @@ def run_ingress(
     scenario: Callable[[Client, list[tuple[str, str]]], Awaitable[Any]],
     *,
     schema_extra: str | None = None,
+    sources: dict[str, Source] | None = None,
     **ingress: Any,
 ) -> Any:
     """Run `scenario` against an Ingress on a fresh SQLite inbox; publishing is recorded.
@@ -54,9 +55,8 @@ def run_ingress(
         inbox, publisher = Inbox(engine), Publisher(send=send)
         await inbox.start()
         await publisher.start()
-        app = Ingress(
-            settings, {"shop": Source("shop", "shopify", (SECRET,))}, inbox, publisher, clock=lambda: NOW
-        )
+        configured = sources or {"shop": Source("shop", "shopify", (SECRET,))}
+        app = Ingress(settings, configured, inbox, publisher, clock=lambda: NOW)
         try:
             async with Client(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
                 return await scenario(client, published)
@@ -320,3 +320,23 @@ def test_a_shopify_delivery_without_its_topic_is_400(tmp_path: Path) -> None:
     resp = run_ingress(tmp_path, scenario)
     assert (resp.status_code, resp.json()["error"]) == (400, "missing_header")
     assert stored(tmp_path) == 0
+
+
+@pytest.mark.parametrize(("guard", "accepted"), [(True, [1, 0]), (False, [1, 1])])
+def test_the_replay_guard_takes_a_resent_body_for_a_duplicate(
+    tmp_path: Path, guard: bool, accepted: list[int]
+) -> None:
+    """A captured Shopify delivery resent with a fresh X-Shopify-Event-Id (not covered by the
+    signature) is a duplicate when the source guards replays, a new event when it does not."""
+    first = sample()
+    again = type(first)(body=first.body, headers={**first.headers, "X-Shopify-Event-Id": "a-fresh-id"})
+
+    async def scenario(client: Client, published: list[tuple[str, str]]) -> Any:
+        answers = []
+        for req in (first, again):
+            resp = await client.post("/webhooks/guarded", content=req.body, headers=req.headers)
+            answers.append(resp.json()["accepted"])
+        return answers
+
+    source = Source("guarded", "shopify", (SECRET,), replay_guard=guard)
+    assert run_ingress(tmp_path, scenario, sources={"guarded": source}) == accepted

@@ -9,6 +9,7 @@ import httpx
 import orjson
 from sqlalchemy import Engine, insert, select
 
+from events import dlq
 from events.db import (
     EventState,
     attempts,
@@ -301,3 +302,25 @@ def test_a_record_key_no_database_can_store_is_refused_before_the_write(engine: 
     ids = [add_event(engine, {**ORDER, "id": "9" * 300 if n == 0 else n, "customer": None}) for n in range(3)]
     outcomes = processing.process_many(engine, ids, CTX)
     assert [outcomes[i] for i in ids] == [Outcome.DEAD, Outcome.DONE, Outcome.DONE]
+
+
+def test_after_a_replay_attempt_numbers_go_on_and_the_budget_starts_afresh(engine: Engine) -> None:
+    """Dead after 2 of 2 attempts, replayed: the next attempts are numbers 3 and 4 (not 1 again), and
+    a transient failure at 3 is retried because the replay granted a new budget of 2."""
+    event_id = add_event(engine, ORDER)
+    clock = FakeClock(utcnow())
+    answers = iter([httpx.Response(500), httpx.Response(500), httpx.Response(500), httpx.Response(200)])
+    ctx = forwarding_context(lambda request: next(answers), clock, max_attempts=2, base_s=1, cap_s=1)
+    outcomes = []
+    for _ in range(2):
+        outcomes.append(processing.process(engine, event_id, ctx))
+        clock.advance(1)
+    with engine.begin() as conn:
+        assert dlq.replay_one(conn, event_id, clock.now)
+    for _ in range(2):
+        outcomes.append(processing.process(engine, event_id, ctx))
+        clock.advance(1)
+    assert outcomes == [Outcome.RETRY, Outcome.DEAD, Outcome.RETRY, Outcome.DONE]
+    with engine.connect() as conn:
+        numbers = [(r.number, r.outcome) for r in conn.execute(select(attempts).order_by(attempts.c.id))]
+    assert numbers == [(1, "retry"), (2, "dead"), (3, "retry"), (4, "done")]

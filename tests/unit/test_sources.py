@@ -66,3 +66,20 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
     """No sources file: the error says which path was tried and how to choose another."""
     with pytest.raises(ConfigError, match="HOOKYARD_CONFIG"):
         load_sources(tmp_path / "absent.toml", None)
+
+
+def test_the_replay_guard_is_on_where_the_vendor_signs_no_timestamp(tmp_path: Path) -> None:
+    """Shopify, GitHub and Meta sign the body alone: guard on by default; Stripe and Slack sign a
+    timestamp (the window refuses old captures): guard off; a source can say otherwise."""
+    names = {"shop": "shopify", "gh": "github", "fb": "meta", "pay": "stripe", "chat": "slack"}
+    text = "".join(f'[sources.{n}]\nconnector = "{c}"\nsecrets = ["s3cret"]\n' for n, c in names.items())
+    text += '[sources.quiet]\nconnector = "shopify"\nsecrets = ["s3cret"]\nreplay_guard = false\n'
+    sources = load_sources(write(tmp_path, text))
+    assert {n: s.replay_guard for n, s in sources.items()} == {
+        "shop": True,
+        "gh": True,
+        "fb": True,
+        "pay": False,
+        "chat": False,
+        "quiet": False,
+    }
