@@ -16,7 +16,6 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -27,6 +26,7 @@ from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
+from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
 cli = typer.Typer(
@@ -293,10 +293,15 @@ def events_list(
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
         return
-    table = Table("id", "source", "type", "state", "attempts", "received_at")
-    for r in rows:
-        table.add_row(r["id"], r["source"], r["type"], r["state"], str(r["attempts"]), r["received_at"])
-    console.print(table)
+    print_table(
+        console,
+        ("id", "source", "type", "state", "tries", "received at"),
+        [
+            (r["id"], r["source"], r["type"], r["state"], str(r["attempts"]), when(r["received_at"]))
+            for r in rows
+        ],
+        keep=("id",),
+    )
 
 
 @events_cli.command("show")
@@ -321,10 +326,9 @@ def connectors_list(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
         return
-    table = Table("connector", "package")
-    for r in rows:
-        table.add_row(r["name"], r["package"])
-    console.print(table)
+    print_table(
+        console, ("connector", "package"), [(r["name"], r["package"]) for r in rows], keep=("connector",)
+    )
 
 
 def main() -> None:

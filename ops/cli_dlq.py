@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from events import audit, dlq, flags
 from events.db import make_engine, utcnow
@@ -19,6 +18,7 @@ from events.queue import publish
 from events.settings import get_settings
 from events.sources import load_sources
 from ops import tokens
+from ops.tables import print_table, when
 from schemas.errors import HookyardError
 
 dlq_cli = typer.Typer(help="Dead letters: list, show, edit, replay, purge.", no_args_is_help=True)
@@ -26,6 +26,7 @@ tokens_cli = typer.Typer(help="Operator API tokens.", no_args_is_help=True)
 sources_cli = typer.Typer(help="Configured sources and their health flags.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
+ERROR_CHARS = 500  # of an error message in `dlq list`; `dlq show` has it all, traceback included
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Source = Annotated[str | None, typer.Option(help="Only this source.")]
@@ -93,18 +94,21 @@ def dlq_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("event id", "source", "type", "error", "attempts", "died at", "state")
-    for r in rows:
-        table.add_row(
-            r["event_id"],
-            r["source"],
-            r["type"],
-            f"{r['error_class']}: {r['error_message'][:60]}",
-            str(r["attempts"]),
-            r["died_at"][:19],
-            r["state"],
+    print_table(
+        console,
+        ("event id", "source", "type", "tries", "died at", "state"),
+        [
+            (r["event_id"], r["source"], r["type"], str(r["attempts"]), when(r["died_at"]), r["state"])
+            for r in rows
+        ],
+        keep=("event id",),
+    )
+    if rows:
+        console.print()
+    for r in rows:  # errors wrap at the terminal's width, under the table, whole (up to ERROR_CHARS)
+        console.print(
+            f"{r['event_id']}  {r['error_class']}: {r['error_message'][:ERROR_CHARS]}", highlight=False
         )
-    console.print(table)
 
 
 @dlq_cli.command("show")
@@ -273,12 +277,12 @@ def tokens_list(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "name", "scope", "created", "revoked")
-    for r in rows:
-        table.add_row(
-            r["id"], r["name"], r["scope"], (r["created_at"] or "")[:19], (r["revoked_at"] or "")[:19]
-        )
-    console.print(table)
+    print_table(
+        console,
+        ("id", "name", "scope", "created", "revoked"),
+        [(r["id"], r["name"], r["scope"], when(r["created_at"]), when(r["revoked_at"])) for r in rows],
+        keep=("id",),
+    )
 
 
 @tokens_cli.command("revoke")
@@ -301,10 +305,12 @@ def sources_list(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("source", "connector", "needs re-authorization", "reason")
-    for r in rows:
-        table.add_row(r["name"], r["connector"], "YES" if r["needs_reauth"] else "", r["reason"] or "")
-    console.print(table)
+    print_table(
+        console,
+        ("source", "connector", "needs re-authorization", "reason"),
+        [(r["name"], r["connector"], "YES" if r["needs_reauth"] else "", r["reason"] or "") for r in rows],
+        keep=("source",),
+    )
 
 
 @sources_cli.command("clear-flag")

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -60,7 +61,7 @@ def revoke(conn: Connection, token_id: str) -> bool:
     )
 
 
-def listing(conn: Connection) -> list[dict[str, str | None]]:
+def listing(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(
             api_tokens.c.id,
