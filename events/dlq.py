@@ -202,14 +202,26 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     return payload
 
 
+def _aged(filters: Filters, older_than: timedelta | None, now: datetime) -> Any:
+    where = filters.where()
+    return where if older_than is None else and_(where, dead_letters.c.died_at < now - older_than)
+
+
+def purge_count(conn: Connection, filters: Filters, older_than: timedelta | None, *, now: datetime) -> int:
+    """How many dead letters `purge` would delete with the same arguments (for its confirmation)."""
+    return conn.execute(
+        select(func.count()).select_from(dead_letters).where(_aged(filters, older_than, now))
+    ).scalar_one()
+
+
 def purge(conn: Connection, filters: Filters, older_than: timedelta | None, *, now: datetime) -> int:
     """Delete matching dead letters. A dead event loses its attempt log and is marked purged (the row
     stays, so a vendor's retry of the same delivery is still recognised as a duplicate); an event that
     was replayed keeps its history, only its dead-letter record goes."""
-    where = filters.where()
-    if older_than is not None:
-        where = and_(where, dead_letters.c.died_at < now - older_than)
-    ids = [r.event_id for r in conn.execute(select(dead_letters.c.event_id).where(where))]
+    ids = [
+        r.event_id
+        for r in conn.execute(select(dead_letters.c.event_id).where(_aged(filters, older_than, now)))
+    ]
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         dead = select(events.c.id).where(events.c.id.in_(chunk), events.c.state == EventState.DEAD)
         conn.execute(delete(attempts).where(attempts.c.event_id.in_(dead)))

@@ -18,6 +18,7 @@ from events.db import event_dict, events, utcnow
 from events.queue import publish
 from events.sources import Source
 from ops import tokens
+from schemas.errors import HookyardError
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -28,10 +29,14 @@ class ApiError(HTTPException):
         self.code = code
 
 
+CONFIRM = "required (true) when the action would touch more than one dead letter; dry_run shows how many"
+
+
 class ReplayRequest(BaseModel):
     ids: list[str] = Field(default_factory=list, max_length=10_000)
     where: dlq.Filters | None = Field(default=None, description="state is always dead here")
     dry_run: bool = False
+    confirm: bool = Field(default=False, description=CONFIRM)
     rate_per_s: float | None = Field(default=None, gt=0)
 
 
@@ -40,8 +45,23 @@ class EditRequest(BaseModel):
 
 
 class PurgeRequest(BaseModel):
-    where: dlq.Filters = dlq.Filters(state=None)
+    where: dlq.Filters | None = Field(
+        default=None, description="a selector: where and/or older_than is required"
+    )
     older_than: str | None = Field(default=None, description="e.g. 30d, 12h")
+    dry_run: bool = False
+    confirm: bool = Field(default=False, description=CONFIRM)
+
+
+def require_confirmation(planned: int, confirmed: bool, action: str) -> None:
+    """The API's twin of the CLI's prompt: a bulk action states how many it would touch and waits
+    for `confirm: true`, so no request replays or deletes everything by omission."""
+    if planned > 1 and not confirmed:
+        raise ApiError(
+            400,
+            "confirmation_required",
+            f"{planned} dead letters would be {action}; send confirm: true to proceed",
+        )
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -145,6 +165,7 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
             targets = dlq.plan(conn, body.where, body.ids)
         if body.dry_run:
             return {"planned": len(targets), "event_ids": [e for e, _ in targets[:1000]]}
+        require_confirmation(len(targets), body.confirm, "replayed")
         replayed, skipped = dlq.replay(
             engine, targets, publish=publish, actor=f"api:{who.name}", rate_per_s=body.rate_per_s
         )
@@ -152,12 +173,23 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
 
     @api.post("/dead-letters/purge")
     def purge_dead_letters(body: PurgeRequest, who: Writer) -> dict[str, int]:
+        if body.where is None and body.older_than is None:
+            raise ApiError(
+                400, "nothing_selected", "give where (filters; {} selects every one) and/or older_than"
+            )
         try:
             age = dlq.parse_duration(body.older_than) if body.older_than else None
-        except Exception as exc:
+        except HookyardError as exc:
             raise ApiError(400, "invalid_duration", str(exc)) from None
+        where = body.where or dlq.Filters(state=None)
+        now = utcnow()
+        with engine.connect() as conn:
+            planned = dlq.purge_count(conn, where, age, now=now)
+        if body.dry_run:
+            return {"planned": planned}
+        require_confirmation(planned, body.confirm, "purged")
         with engine.begin() as conn:
-            purged = dlq.purge(conn, body.where, age, now=utcnow())
+            purged = dlq.purge(conn, where, age, now=now)
             audit.record(
                 conn, f"api:{who.name}", "dlq.purge", None, {"purged": purged, "older_than": body.older_than}
             )

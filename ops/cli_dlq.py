@@ -154,6 +154,21 @@ def dlq_edit(
         console.print(f"[green]saved[/]; it validates. Replay it with: hookyard dlq replay {event_id}")
 
 
+def confirm(question: str, *, yes: bool, as_json: bool) -> None:
+    """A bulk action goes ahead on --yes or a person's answer; when nobody can answer (--json, or
+    input that is not a terminal) it stops with exit code 2 instead of guessing."""
+    if yes:
+        return
+    if as_json or not sys.stdin.isatty():
+        err.print(
+            "[red]refused:[/] a bulk action needs --yes when nobody can answer a prompt "
+            "(--json, or input that is not a terminal)"
+        )
+        raise typer.Exit(2)
+    if not typer.confirm(question):
+        raise typer.Exit(1)
+
+
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -196,8 +211,8 @@ def dlq_replay(
             f"plan: replay {len(targets)} dead letter(s) {summary['by_vendor']}"
             + (f" at {rate}/s" if rate else "")
         )
-        if not yes and len(targets) > 1 and not typer.confirm("go ahead?"):
-            raise typer.Exit(1)
+    if len(targets) > 1:
+        confirm("go ahead?", yes=yes, as_json=as_json)
     done = [0]
 
     def progress(handled: int, total: int) -> None:
@@ -243,11 +258,9 @@ def dlq_purge(
     except HookyardError as exc:
         raise typer.BadParameter(str(exc)) from None
     engine = _engine()
-    if not yes and not as_json:
-        with engine.connect() as conn:
-            n = dlq.count(conn, filters)
-        if not typer.confirm(f"purge up to {n} dead letter(s)?"):
-            raise typer.Exit(1)
+    with engine.connect() as conn:
+        n = dlq.purge_count(conn, filters, age, now=utcnow())
+    confirm(f"purge {n} dead letter(s)?", yes=yes, as_json=as_json)
     with engine.begin() as conn:
         purged = dlq.purge(conn, filters, age, now=utcnow())
         audit.record(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})

@@ -199,3 +199,41 @@ def test_flagged_source_is_shown_and_cleared_by_a_writer(engine: Engine) -> None
     assert (again.status_code, again.json()["error"]) == (404, "not_found")
     with engine.connect() as conn:
         assert conn.execute(select(audit_log.c.action)).scalars().all()[-1] == "sources.clear_flag"
+
+
+def test_purge_needs_a_selector_and_a_confirmation(client: Client, engine: Engine) -> None:
+    """{} deletes nothing (400 nothing_selected); a selection of 3 waits for confirm: true (400
+    confirmation_required, nothing deleted); a dry run says how many; confirmed, exactly those go."""
+    from tests.unit.test_dlq import add_dead
+
+    ids = add_dead(engine, 3)
+    write = token(engine, "write")
+    empty = client.post("/v1/dead-letters/purge", json={}, headers=write)
+    assert (empty.status_code, empty.json()["error"]) == (400, "nothing_selected")
+    selected = {"where": {"source": "shop"}}
+    unconfirmed = client.post("/v1/dead-letters/purge", json=selected, headers=write)
+    assert (unconfirmed.status_code, unconfirmed.json()["error"]) == (400, "confirmation_required")
+    assert "3 dead letters" in unconfirmed.json()["detail"]
+    dry = client.post("/v1/dead-letters/purge", json={**selected, "dry_run": True}, headers=write)
+    assert dry.json() == {"planned": 3}
+    with engine.connect() as conn:
+        assert sorted(r for (r,) in conn.execute(select(events.c.state))) == ["dead"] * 3
+    done = client.post("/v1/dead-letters/purge", json={**selected, "confirm": True}, headers=write)
+    assert done.json() == {"purged": 3}
+    with engine.connect() as conn:
+        assert {i: s for i, s in conn.execute(select(events.c.id, events.c.state))} == dict.fromkeys(
+            ids, "purged"
+        )
+
+
+def test_bulk_replay_waits_for_a_confirmation(client: Client, engine: Engine) -> None:
+    """Replaying two or more dead letters by filter needs confirm: true, as the CLI needs --yes."""
+    from tests.unit.test_dlq import add_dead
+
+    add_dead(engine, 2)
+    write = token(engine, "write")
+    refused = client.post("/v1/dead-letters/replay", json={"where": {}}, headers=write)
+    assert (refused.status_code, refused.json()["error"]) == (400, "confirmation_required")
+    assert SENT == []
+    done = client.post("/v1/dead-letters/replay", json={"where": {}, "confirm": True}, headers=write)
+    assert done.json()["replayed"] == 2

@@ -42,3 +42,24 @@ def test_connectors_list_shows_built_ins(tmp_path: Path) -> None:
     result = run("connectors", "list", "--json", cwd=tmp_path)
     assert result.returncode == 0
     assert {"name": "shopify", "package": "hookyard"} in json.loads(result.stdout)
+
+
+def test_bulk_actions_without_a_person_to_ask_need_yes(tmp_path: Path) -> None:
+    """--json, or input that is not a terminal, cannot answer the confirmation: exit 2, nothing done."""
+    from events.db import make_engine
+    from tests.unit.test_dlq import add_dead
+
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    engine = make_engine(f"sqlite:///{tmp_path}/.hookyard/hookyard.db")
+    add_dead(engine, 2)
+    engine.dispose()
+    for args in (
+        ("dlq", "purge", "--where", "--json"),
+        ("dlq", "purge", "--where"),
+        ("dlq", "replay", "--where"),
+    ):
+        result = run(*args, cwd=tmp_path)  # stdin is not a terminal here
+        assert result.returncode == 2, result.stderr
+        assert "--yes" in result.stderr
+    done = run("dlq", "purge", "--where", "--yes", "--json", cwd=tmp_path)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"purged": 2})
