@@ -49,6 +49,7 @@ class Parser:
         self.tokens = tokenize(text)
         self.pos = 0
         self.variables = dict(variables)
+        self.declared: set[str] = set()
 
     def peek(self) -> str:
         return self.tokens[self.pos][1] if self.pos < len(self.tokens) else ""
@@ -83,6 +84,7 @@ class Parser:
         while self.peek() != ")":
             self.expect("$")
             name = self.next()[1]
+            self.declared.add(name)
             self.expect(":")
             while self.peek() not in ("=", ")", "$"):
                 self.next()  # the type: names, brackets and "!"
@@ -132,9 +134,9 @@ class Parser:
         kind, text = self.next()
         if text == "$":
             name = self.next()[1]
-            if name not in self.variables:
-                raise GraphQLError(f"Variable ${name} is used but was not provided")
-            return self.variables[name]
+            if name not in self.declared:
+                raise GraphQLError(f"Variable ${name} is used but not declared")
+            return self.variables.get(name)
         if kind == "string":
             return json.loads(text)
         if kind == "block":

@@ -70,7 +70,7 @@ class LeakyBucket:
 
     def wait_s(self, key: str, now: float, cost: float) -> float:
         missing = cost - self.available(key, now)
-        return 0.0 if missing <= 0 else missing / self.restore_per_s
+        return 0.0 if missing <= 1e-3 else missing / self.restore_per_s  # float dust (unix-time precision)
 
     def take(self, key: str, now: float, cost: float) -> None:
         self.levels[key] = (self.available(key, now) - cost, now)
@@ -96,7 +96,8 @@ class Gate:
     blocked_until: dict[str, float] = field(default_factory=dict)
 
     def admit(self, now: float, checks: Checks) -> Verdict:
-        violation = any(self.blocked_until.get(f"{lim.name}:{key}", 0.0) > now for lim, key, _ in checks)
+        early = [self.blocked_until.get(f"{lim.name}:{key}", 0.0) - now for lim, key, _ in checks]
+        violation = any(gap > 1e-3 for gap in early)  # a millisecond of slack for float time
         waits = [(lim.wait_s(key, now, cost), lim, key) for lim, key, cost in checks]
         refused = [(wait, lim, key) for wait, lim, key in waits if wait > 0]
         if not refused:

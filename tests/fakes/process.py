@@ -123,9 +123,12 @@ class RunningFake:
     popen: subprocess.Popen[bytes]
     log: Path
     control: FakeControl
+    clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, **kwargs)
+        """An httpx client on the fake, closed by stop()."""
+        self.clients.append(httpx.Client(base_url=self.url, **kwargs))
+        return self.clients[-1]
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
@@ -136,7 +139,8 @@ class RunningFake:
                 os.killpg(self.popen.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=5)
-        self.control.http.close()
+        for client in [*self.clients, self.control.http]:
+            client.close()
 
 
 def start_fake(vendor: str, config: dict[str, Any] | None = None, log_dir: Path | None = None) -> RunningFake:
