@@ -149,18 +149,37 @@ class Fake:
         self.last_tick = max(self.clock.now(), self.last_tick + 0.001)
         return self.last_tick
 
-    def mutate(self, spec: dict[str, Any]) -> list[Record]:
+    def target(self, spec: dict[str, Any]) -> Record | None:
+        """Check a mutation (ValueError, LookupError); the record it changes, None when it adds."""
         unknown = set(spec) - MUTATION_KEYS
         if unknown:
             raise ValueError(f"unknown mutation keys: {sorted(unknown)}")
         collection = str(spec.get("collection"))
         if collection not in self.store.tables and collection not in self.config["counts"]:
             raise ValueError(f"unknown collection {collection!r}")
-        changes = spec.get("set", {})
-        if not isinstance(changes, dict):
+        if not isinstance(spec.get("set", {}), dict):
             raise ValueError("set must be an object")
-        now = self.clock.now()
+        for name in ("created_at", "updated_at"):
+            if name in spec:
+                to_unix(spec[name])
         if "add" in spec:
+            int(spec["add"])
+            return None
+        found = (
+            self.store.get(collection, int(spec["id"]))
+            if "id" in spec
+            else self.store.find(collection, str(spec.get("key", "")))
+        )
+        if found is None:
+            raise LookupError(f"no {collection} with id {spec.get('id', spec.get('key'))!r}")
+        return found
+
+    def mutate(self, spec: dict[str, Any]) -> list[Record]:
+        """Change one record or add new ones (see README.md, POST /_fake/mutate)."""
+        found = self.target(spec)
+        collection, changes = str(spec["collection"]), spec.get("set", {})
+        now = self.clock.now()
+        if found is None:
             created = to_unix(spec.get("created_at", now))
             added = []
             for _ in range(int(spec["add"])):
@@ -171,13 +190,6 @@ class Fake:
                 self.on_change(record, "created", {})
                 added.append(record)
             return added
-        found = (
-            self.store.get(collection, int(spec["id"]))
-            if "id" in spec
-            else self.store.find(collection, spec.get("key", ""))
-        )
-        if found is None:
-            raise LookupError(f"no {collection} with id {spec.get('id', spec.get('key'))!r}")
         previous = {name: found.attrs.get(name) for name in changes}
         found.attrs.update(changes)
         found.deleted = found.deleted or bool(spec.get("delete"))
@@ -308,6 +320,7 @@ class Fake:
                 when = spec.get("when")
                 if when is not None:
                     rest = {k: v for k, v in spec.items() if k != "when"}
+                    self.target(rest)
                     self.pending.append(Pending(rest, when.get("path", "*"), int(when.get("after", 0))))
                 else:
                     changed.extend(self.public_id(r) for r in self.mutate(spec))

@@ -118,7 +118,7 @@ class KlaviyoFake(Fake):
         self, status: int, code: str, detail: str, parameter: str | None = None, **headers: str
     ) -> Response:
         error = {
-            "id": str(uuid.UUID(int=self.rng.getrandbits(128))),
+            "id": str(uuid.uuid4()),  # not from the seeded sequence: errors must not shift the data
             "status": status,
             "code": code,
             "title": detail.split(";")[0],

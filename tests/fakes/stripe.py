@@ -75,6 +75,7 @@ class StripeFake(Fake):
         self.sandbox = FixedWindow("global-rate", limits["sandbox_per_s"], 1.0)
         self.per_endpoint = FixedWindow("endpoint-rate", limits["endpoint_per_s"], 1.0)
         self.saved: dict[tuple[str, str], Saved] = {}
+        self.answered = 0
 
     def routes(self) -> list[Route]:
         routes = [
@@ -105,7 +106,8 @@ class StripeFake(Fake):
         return self.answer({"error": {"type": kind, "message": message, **extra}}, status, headers)
 
     def answer(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        request_id = "req_" + "".join(self.rng.choice(ALPHABET) for _ in range(14))
+        self.answered += 1  # request ids do not draw from the data's random sequence
+        request_id = f"req_fake{self.answered:010d}"
         return json_response(body, status, {"Request-Id": request_id, **(headers or {})})
 
     def unauthorized(self, request: Request, reason: str) -> Response:

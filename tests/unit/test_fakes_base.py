@@ -166,7 +166,7 @@ def test_a_scheduled_mutation_lands_between_two_pages(zendesk: InProcessFake) ->
 
 
 def test_mutation_errors_are_400_and_404(zendesk: InProcessFake) -> None:
-    """An unknown collection or key is refused; an unknown id is 404."""
+    """An unknown collection or key is refused; an unknown id is 404, also for a scheduled mutation."""
     http = zendesk.control.http
     assert http.post("/_fake/mutate", json={"collection": "nope", "id": 1}).status_code == 400
     assert (
@@ -174,6 +174,9 @@ def test_mutation_errors_are_400_and_404(zendesk: InProcessFake) -> None:
         == 400
     )
     assert http.post("/_fake/mutate", json={"collection": "tickets", "id": 99999}).status_code == 404
+    later = {"collection": "tickets", "id": 99999, "when": {"path": "*"}}
+    assert http.post("/_fake/mutate", json=later).status_code == 404  # checked when scheduled
+    assert zendesk.fake.pending == []
     assert http.post("/_fake/faults", json={"kind": "gremlins"}).status_code == 400
 
 
