@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from connectors import registry
-from connectors.base import JSON, Connector, Handshake, Parsed
+from connectors.base import ConnectorSpec, Parsed
 from events import metrics
 from events.db import ACCEPTED
 from events.ids import new_event_id
@@ -96,7 +96,7 @@ class Ingress:
         self.inbox = inbox
         self.publisher = publisher
         self.clock = clock
-        self.connectors: dict[str, Connector] = {
+        self.connectors: dict[str, ConnectorSpec] = {
             s.connector: registry.get(s.connector) for s in sources.values()
         }
 
@@ -151,7 +151,7 @@ class Ingress:
         self._check_content(headers, connector)
         body = await read_body(receive, self.settings.ingress.max_body_bytes)
         now = self.clock()
-        connector.verify(body, headers, source.secrets, now, source.options)
+        connector.verify(body, headers, source.secret_values(), now, source.options)
         parsed = connector.parse(body, headers, source.options)
         new, duplicates = await self._store(source, body, headers, parsed, now)
         for event_id in new:
@@ -162,21 +162,21 @@ class Ingress:
         log.debug("ingress.accepted", accepted=len(new), duplicates=duplicates)
         return 200, answer, {}
 
-    def _check_content(self, headers: Mapping[str, str], connector: Connector) -> None:
+    def _check_content(self, headers: Mapping[str, str], connector: ConnectorSpec) -> None:
         length = headers.get("content-length")
         limit = self.settings.ingress.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             raise TooLargeError(f"body of {length} bytes exceeds {limit} bytes")
-        allowed = getattr(connector, "content_types", JSON)
+        allowed = connector.content_types
         if media_type(headers) not in allowed:
             raise UnsupportedMediaError(
                 f"content type {media_type(headers) or 'missing'!r}; expected {' or '.join(allowed)}"
             )
 
     def _handshake(
-        self, scope: Scope, connector: Connector, source: Source
+        self, scope: Scope, connector: ConnectorSpec, source: Source
     ) -> tuple[int, Any, dict[str, str]]:
-        if not isinstance(connector, Handshake):
+        if connector.handshake is None:
             raise MalformedError(
                 f"connector {connector.name} has no GET handshake; use POST", code="method_not_allowed"
             )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import registry
 from events.sources import load_sources
 from schemas.errors import ConfigError
 
@@ -25,13 +26,13 @@ def test_secrets_expand_from_environment_and_secrets_file(
     secrets_file.write_text("# comment\nOLD_SECRET='from-file'\n")
     path = write(
         tmp_path,
-        '[sources.shop]\nconnector = "shopify"\n'
-        'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { a = 1 }\n',
+        '[sources.pay]\nconnector = "stripe"\n'
+        'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { tolerance_s = 60 }\n',
     )
-    source = load_sources(path, secrets_file)["shop"]
-    assert source.secrets == ("from-env", "from-file")
-    assert source.connector == "shopify"
-    assert source.options == {"a": 1}
+    source = load_sources(path, secrets_file)["pay"]
+    assert source.secret_values() == ["from-env", "from-file"]
+    assert source.connector == "stripe"
+    assert source.options == registry.get("stripe").options_model(tolerance_s=60)
 
 
 @pytest.mark.parametrize(
