@@ -166,7 +166,7 @@ class ConnectorSpec:
             raise ConfigError(f"connector {connector!r} has no `name`")
         calls: dict[str, Any] = {attr: getattr(connector, attr, None) for attr in _REQUIRED}
         problems = [
-            f"{attr} is missing or not callable" for attr, call in calls.items() if not callable(call)
+            f"{attr} is missing or not a function" for attr, call in calls.items() if not callable(call)
         ]
         declared: dict[str, Any] = {}
         for spec_field in fields(cls):
@@ -177,7 +177,10 @@ class ConnectorSpec:
             problem = _problem(spec_field.name, value)
             if problem:
                 problems.append(f"{attr} {problem}, got {value!r}")
-            declared[spec_field.name] = tuple(value) if spec_field.name == "content_types" else value
+            elif spec_field.name == "content_types":
+                declared[spec_field.name] = tuple(value)
+            else:
+                declared[spec_field.name] = value
         if problems:
             raise ConfigError(f"connector {name!r}: {'; '.join(problems)}")
         return cls(name=name, **calls, **declared)

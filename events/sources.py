@@ -37,6 +37,7 @@ from pydantic import (
     ValidationError,
 )
 from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import HeaderName, Options, config_error
@@ -52,7 +53,7 @@ def _http_url(value: SecretStr) -> SecretStr:
     try:
         _HTTP_URL.validate_python(value.get_secret_value())
     except ValidationError as exc:
-        raise ValueError(exc.errors()[0]["msg"]) from None  # pydantic's reason, never the URL itself
+        raise PydanticCustomError("http_url", exc.errors()[0]["msg"]) from None  # the reason, never the URL
     return value
 
 
