@@ -11,11 +11,12 @@ or one test per check with pytest::
     def test_certified(check):
         check(Subject(my_connector, secret="whsec_…"))
 
-The kit needs only the Connector protocol. A connector that also implements `Signer` gets the
-redelivery check (re-signed later, same dedupe keys); `timestamped` (attribute, or `Subject` field)
-says whether the vendor signs a timestamp, which decides between the window checks and the
-no-window check. The normalize fuzzing needs `hypothesis` (in the `test` extra); the module imports
-without it.
+The kit needs only the Connector protocol; it reads the optional capabilities the way Hookyard does
+(`ConnectorSpec.of`). A connector that can `sign` gets the redelivery check (re-signed later, same
+dedupe keys); `timestamped` (declared, or a `Subject` field) says whether the vendor signs a
+timestamp, which decides between the window checks and the no-window check. `options` are checked
+by the connector's `Options` model, as a source's are. The normalize fuzzing needs `hypothesis` (in
+the `test` extra); the module imports without it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Connector, Parsed, SignedRequest, Signer
-from connectors.signing import lower_headers, tolerance_s
+from connectors.base import DEFAULT_TOLERANCE_S, ConnectorSpec, Options, Parsed, SignedRequest, WindowOptions
+from connectors.signing import lower_headers
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, VerificationError
 from schemas.records import Record
@@ -63,42 +64,56 @@ class CertificationError(AssertionError):
 class Subject:
     """The connector under certification, the secret its samples are signed with, its options."""
 
-    connector: Connector
+    connector: object
     secret: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] | Options = field(default_factory=dict)
     timestamped: bool | None = None
     now: float = NOW
     examples: int = EXAMPLES
+    spec: ConnectorSpec = field(init=False, repr=False)
+    """The connector as Hookyard loads it: a wrong declaration fails here, as it would at start."""
+    settings: Options = field(init=False, repr=False)
+    """`options` validated by the connector's `Options` model."""
+
+    def __post_init__(self) -> None:
+        spec = ConnectorSpec.of(self.connector)
+        options = self.options
+        settings = options if isinstance(options, Options) else spec.load_options(options, "options")
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "settings", settings)
 
     @property
     def is_timestamped(self) -> bool:
-        value = self.timestamped
-        if value is None:
-            value = getattr(self.connector, "timestamped", None)
+        value = self.spec.timestamped if self.timestamped is None else self.timestamped
         if value is None:
             raise CertificationError(
-                f"say whether {self.connector.name} signs a timestamp: "
+                f"say whether {self.spec.name} signs a timestamp: "
                 "a `timestamped` attribute or Subject(timestamped=…)"
             )
-        return bool(value)
+        return value
+
+    @property
+    def tolerance_s(self) -> float:
+        """The timestamp window the options set (the default for a connector without the option)."""
+        return self.settings.tolerance_s if isinstance(self.settings, WindowOptions) else DEFAULT_TOLERANCE_S
 
     def sample(self, now: float | None = None) -> SignedRequest:
-        request = self.connector.sample(self.secret, self.now if now is None else now, self.options)
+        request = self.spec.sample(self.secret, self.now if now is None else now, self.settings)
         return SignedRequest(body=request.body, headers=lower_headers(request.headers))
 
     def verify(
         self, request: SignedRequest, secrets: list[str] | None = None, now: float | None = None
     ) -> None:
-        self.connector.verify(
+        self.spec.verify(
             request.body,
             request.headers,
             [self.secret] if secrets is None else secrets,
             self.now if now is None else now,
-            self.options,
+            self.settings,
         )
 
     def parse(self, request: SignedRequest) -> Parsed:
-        return self.connector.parse(request.body, request.headers, self.options)
+        return self.spec.parse(request.body, request.headers, self.settings)
 
     def rejects(self, request: SignedRequest, why: str, **kwargs: Any) -> VerificationError:
         """The VerificationError verify raises; any other outcome fails certification."""
@@ -230,7 +245,7 @@ def check_timestamp_window(subject: Subject) -> None:
         for skew in (-30 * 86400, 30 * 86400):
             subject.verify(request, now=subject.now + skew)
         return
-    window = tolerance_s(subject.options)
+    window = subject.tolerance_s
     for edge in (-window + 1, window - 1):
         subject.verify(request, now=subject.now + edge)
     stale = subject.rejects(request, "verified after the window", now=subject.now + window + 1)
@@ -247,10 +262,10 @@ def check_redelivery_keeps_dedupe_keys(subject: Subject) -> None:
     keys = [d.dedupe_key for d in subject.parse(request).deliveries]
     if keys != [d.dedupe_key for d in subject.parse(request).deliveries]:
         raise CertificationError("parsing the same request twice gave different dedupe keys")
-    if not isinstance(subject.connector, Signer):
+    if subject.spec.sign is None:
         return
     later = subject.now + 120
-    retry = subject.connector.sign(request.body, request.headers, subject.secret, later, subject.options)
+    retry = subject.spec.sign(request.body, request.headers, subject.secret, later, subject.settings)
     retry = SignedRequest(retry.body, lower_headers(retry.headers))
     subject.verify(retry, now=later)
     if [d.dedupe_key for d in subject.parse(retry).deliveries] != keys:
@@ -261,7 +276,7 @@ def _envelope(subject: Subject, event_type: str, payload: Any) -> Envelope:
     return Envelope(
         id=str(uuid.uuid4()),
         source="certify",
-        vendor=subject.connector.name,
+        vendor=subject.spec.name,
         type=event_type,
         dedupe_key="certify",
         received_at=datetime.now(UTC),
@@ -271,7 +286,7 @@ def _envelope(subject: Subject, event_type: str, payload: Any) -> Envelope:
 
 def _records(subject: Subject, event_type: str, payload: Any) -> list[Record]:
     try:
-        records = subject.connector.normalize(_envelope(subject, event_type, payload))
+        records = subject.spec.normalize(_envelope(subject, event_type, payload))
     except InvalidPayload:  # a payload the schema refuses is reported as such: that is allowed
         return []
     except Exception as exc:  # noqa: BLE001 - reported with the input that caused it
@@ -289,7 +304,7 @@ def check_normalize_sample(subject: Subject) -> None:
     """The sample's deliveries normalize without error, and unknown types yield no records."""
     for delivery in subject.parse(subject.sample()).deliveries:
         _records(subject, delivery.type, delivery.payload)
-        if _records(subject, f"{subject.connector.name}.certify.unknown", delivery.payload):
+        if _records(subject, f"{subject.spec.name}.certify.unknown", delivery.payload):
             raise CertificationError("an unknown type must yield no records")
 
 
@@ -332,7 +347,7 @@ def check_normalize_never_raises(subject: Subject) -> None:
     from hypothesis import strategies as st
 
     deliveries = subject.parse(subject.sample()).deliveries
-    types = sorted({d.type for d in deliveries} | set(CANONICAL_TYPES) | {f"{subject.connector.name}.x"})
+    types = sorted({d.type for d in deliveries} | set(CANONICAL_TYPES) | {f"{subject.spec.name}.x"})
     # derandomized for reproducible verdicts; no shrinking, so a failing connector fails fast
     config = settings(
         max_examples=subject.examples,
@@ -384,16 +399,16 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
 
 
 def certify(
-    connector: Connector,
+    connector: object,
     *,
     secret: str,
-    options: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | Options | None = None,
     timestamped: bool | None = None,
     now: float = NOW,
     examples: int = EXAMPLES,
 ) -> None:
     """Run every check; raise CertificationError naming each one that failed."""
-    subject = Subject(connector, secret, dict(options or {}), timestamped, now, examples)
+    subject = Subject(connector, secret, {} if options is None else options, timestamped, now, examples)
     failures = []
     for check in CHECKS:
         try:
@@ -403,4 +418,4 @@ def certify(
         except Exception as exc:  # noqa: BLE001 - a crash is a failure of that check, reported with the rest
             failures.append(f"{check.__name__}: {type(exc).__name__}: {exc}")
     if failures:
-        raise CertificationError(f"{connector.name} failed certification:\n  " + "\n  ".join(failures))
+        raise CertificationError(f"{subject.spec.name} failed certification:\n  " + "\n  ".join(failures))

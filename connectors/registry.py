@@ -1,11 +1,14 @@
-"""Find connectors: built-in ones and any installed package's, through the entry-point group."""
+"""Find connectors: built-in ones and any installed package's, through the entry-point group.
+
+Each is loaded once and checked then: `get` answers the typed `ConnectorSpec`, never the raw object.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from connectors.base import Connector
+from connectors.base import ConnectorSpec
 from schemas.errors import ConfigError
 
 GROUP = "hookyard.connectors"
@@ -26,11 +29,12 @@ def origin(name: str) -> str:
 
 
 @cache
-def get(name: str) -> Connector:
+def get(name: str) -> ConnectorSpec:
+    """The connector a source's `connector = "<name>"` means; ConfigError when it is absent or unsound."""
     ep = _entry_points().get(name)
     if ep is None:
         raise ConfigError(f"unknown connector {name!r}; installed: {', '.join(names()) or 'none'}")
-    connector = ep.load()
-    if not isinstance(connector, Connector):
-        raise ConfigError(f"connector {name!r} from {ep.value} does not implement the Connector protocol")
-    return connector
+    spec = ConnectorSpec.of(ep.load())
+    if spec.name != name:
+        raise ConfigError(f"connector {name!r} from {ep.value} calls itself {spec.name!r}; make them equal")
+    return spec

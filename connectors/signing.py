@@ -5,16 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any
 
+from connectors.base import DEFAULT_TOLERANCE_S
 from schemas.errors import ConfigError, VerificationError
 
-DEFAULT_TOLERANCE_S = 300
 ALGORITHMS = ("sha1", "sha256", "sha512")
 
 
@@ -76,14 +74,6 @@ def strip_prefix(value: str, prefix: str, name: str) -> str:
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names lower-cased, as connectors receive them (HTTP/2 lower-cases them anyway)."""
     return {name.lower(): value for name, value in headers.items()}
-
-
-def tolerance_s(options: Mapping[str, Any]) -> float:
-    """The timestamp window of a source: `options["tolerance_s"]`, 300 s by default."""
-    value = options.get("tolerance_s", DEFAULT_TOLERANCE_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(f"tolerance_s must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def check_window(timestamp_s: float, now: float, tolerance_s: float) -> None:
@@ -200,9 +190,11 @@ class Scheme:
         headers: Mapping[str, str],
         secrets: Sequence[str],
         now: float,
-        options: Mapping[str, Any],
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
     ) -> None:
-        keys, window = usable_secrets(secrets), tolerance_s(options)  # a bad option fails every request
+        """Raise VerificationError unless the request carries this scheme's signature, signed within
+        ±tolerance_s of `now` when the scheme signs a timestamp."""
+        keys = usable_secrets(secrets)
         received = strip_prefix(header(headers, self.signature_header), self.prefix, self.signature_header)
         if self.encoding == "hex":
             received = received.lower()
@@ -212,7 +204,7 @@ class Scheme:
         message = self.message(body, timestamp, msg_id)
         require_match((self.signature(key.encode(), message) for key in keys), [received])
         if issued is not None:
-            check_window(issued, now, window)
+            check_window(issued, now, tolerance_s)
 
     def sign(self, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> dict[str, str]:
         """The headers with this scheme's signature (and timestamp) set for `now`, names lower-case."""

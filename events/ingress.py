@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from connectors import registry
-from connectors.base import JSON, Connector, Handshake, Parsed
+from connectors.base import AnswerHandshake, ConnectorSpec, Parsed
 from events import metrics
 from events.inbox import Arrival, Inbox, Stored
 from events.publisher import Publisher
@@ -127,7 +127,7 @@ class Ingress:
         self.inbox = inbox
         self.publisher = publisher
         self.clock = clock
-        self.connectors: dict[str, Connector] = {
+        self.connectors: dict[str, ConnectorSpec] = {
             s.connector: registry.get(s.connector) for s in sources.values()
         }
 
@@ -170,20 +170,20 @@ class Ingress:
         self, scope: Scope, receive: Receive, source: Source
     ) -> tuple[int, Any, dict[str, str]]:
         connector = self.connectors[source.connector]
-        allow = ("GET", "POST") if isinstance(connector, Handshake) else ("POST",)
+        allow = ("GET", "POST") if connector.handshake is not None else ("POST",)
         if scope["method"] not in allow:
             raise MethodNotAllowedError(
                 f"method {scope['method']} is not accepted here; use {' or '.join(allow)}", allow=allow
             )
-        if scope["method"] == "GET" and isinstance(connector, Handshake):
-            return self._handshake(scope, connector, source)
+        if scope["method"] == "GET" and connector.handshake is not None:
+            return self._handshake(scope, connector.handshake, source)
         if self.inbox.pending >= self.settings.ingress.max_pending:
             raise Overloaded(f"{self.inbox.pending} requests are waiting to be stored; retry later")
         headers = read_headers(scope["headers"], self.settings.ingress.max_header_bytes)
         self._check_content(headers, connector)
         body = await read_body(receive, self.settings.ingress.max_body_bytes)
         now = self.clock()
-        connector.verify(body, headers, source.secrets, now, source.options)
+        connector.verify(body, headers, source.secret_values(), now, source.options)
         parsed = connector.parse(body, headers, source.options)
         stored = await self._store(source, body, headers, parsed, now)
         for event_id in stored.new:
@@ -198,22 +198,22 @@ class Ingress:
         log.debug("ingress.accepted", accepted=len(stored.new), duplicates=stored.duplicates)
         return 200, answer, {}
 
-    def _check_content(self, headers: Mapping[str, str], connector: Connector) -> None:
+    def _check_content(self, headers: Mapping[str, str], connector: ConnectorSpec) -> None:
         length = headers.get("content-length")
         limit = self.settings.ingress.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             raise TooLargeError(f"body of {length} bytes exceeds {limit} bytes")
-        allowed = getattr(connector, "content_types", JSON)
+        allowed = connector.content_types
         if media_type(headers) not in allowed:
             raise UnsupportedMediaError(
                 f"content type {media_type(headers) or 'missing'!r}; expected {' or '.join(allowed)}"
             )
 
     def _handshake(
-        self, scope: Scope, connector: Handshake, source: Source
+        self, scope: Scope, handshake: AnswerHandshake, source: Source
     ) -> tuple[int, Any, dict[str, str]]:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        return 200, connector.handshake(query, source.options).encode(), {}
+        return 200, handshake(query, source.options).encode(), {}
 
     async def _store(
         self, source: Source, body: bytes, headers: dict[str, str], parsed: Parsed, now: float

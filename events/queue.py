@@ -32,7 +32,7 @@ def vendor_queue(vendor: str) -> str:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": settings.broker_url.get_secret_value(),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 3,
         "task_serializer": "json",

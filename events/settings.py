@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".hookyard")
@@ -48,8 +48,9 @@ class Settings(BaseSettings):
 
     config: Path = Path("hookyard.toml")
     secrets_file: Path | None = DATA_DIR / "secrets.env"
-    database_url: str = f"sqlite:///{DATA_DIR}/hookyard.db"
-    broker_url: str = f"sqla+sqlite:///{DATA_DIR}/broker.db"
+    # secret: a URL may carry a password; read it with .get_secret_value()
+    database_url: SecretStr = SecretStr(f"sqlite:///{DATA_DIR}/hookyard.db")
+    broker_url: SecretStr = SecretStr(f"sqla+sqlite:///{DATA_DIR}/broker.db")
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     ingress: IngressSettings = Field(default_factory=IngressSettings)

@@ -1,11 +1,19 @@
-"""The sources file: which webhooks are accepted, with which connector and secrets.
+"""The sources file: which webhooks are accepted, with which connector, secrets and options.
 
-    [sources.shop]                       # URL: POST /webhooks/shop
-    connector = "shopify"
-    secrets = ["${SHOPIFY_WEBHOOK_SECRET}"]   # a list: rotation; ${VAR} reads the environment
-    options = { tolerance_s = 300 }      # connector-specific, optional
+    [sources.payments]                   # URL: POST /webhooks/payments
+    connector = "stripe"
+    secrets = ["${STRIPE_WEBHOOK_SECRET}"]   # a list: rotation; ${VAR} reads the environment
+    options = { tolerance_s = 300 }      # what the connector's Options model allows, nothing else
 
-`${VAR}` reads the environment, then the secrets file (KEY=VALUE lines, kept outside the repo).
+    [sources.payments.forward]           # optional: deliver each processed event downstream
+    url = "https://internal.example/hooks/payments"
+    headers = { Authorization = "Bearer ${DOWNSTREAM_TOKEN}" }
+    timeout_s = 10
+
+`${VAR}` reads the environment, then the secrets file (KEY=VALUE lines, kept outside the repo). It is
+expanded in secrets, string options and the forward block, and then everything is validated: a
+mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
+headers and the forward URL are SecretStr: no repr, log line or error message shows them.
 """
 
 from __future__ import annotations
@@ -14,26 +22,62 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from connectors import registry
+from connectors.base import ConnectorSpec, HeaderName, Options, config_error
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_FORWARD_TIMEOUT_S = 60.0  # a forward holds the event's lease (worker.lease_s, 120 s by default)
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: SecretStr) -> SecretStr:
+    try:
+        _HTTP_URL.validate_python(value.get_secret_value())
+    except ValidationError as exc:
+        raise PydanticCustomError("http_url", exc.errors()[0]["msg"]) from None  # the reason, never the URL
+    return value
+
+
+def _header_value(value: SecretStr) -> SecretStr:
+    if any(char in value.get_secret_value() for char in "\r\n\0"):
+        raise ValueError("a header value cannot contain line breaks or NUL")
+    return value
 
 
 class Forward(BaseModel):
     """Deliver each processed event to a downstream URL (with an Idempotency-Key)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    url: str
-    headers: dict[str, str] = {}
-    timeout_s: float = 10.0
+    url: Annotated[SecretStr, AfterValidator(_http_url)]
+    """An http(s) URL; secret, as it may carry credentials (user:password@, a token in its path)."""
+    headers: dict[HeaderName, Annotated[SecretStr, AfterValidator(_header_value)]] = {}
+    timeout_s: float = Field(default=10.0, gt=0, le=MAX_FORWARD_TIMEOUT_S)
+
+    @property
+    def safe_url(self) -> str:
+        """Scheme, host and port only: what logs and error messages may show of the URL."""
+        parts = urlsplit(self.url.get_secret_value())
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/…"
 
 
 class Retry(BaseModel):
@@ -50,7 +94,7 @@ class _SourceModel(BaseModel):
     connector: str
     secrets: list[str]
     options: dict[str, Any] = {}
-    forward: Forward | None = None
+    forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
 
@@ -62,13 +106,19 @@ class _FileModel(BaseModel):
 
 @dataclass(frozen=True)
 class Source:
+    """One configured webhook endpoint, validated; its options are its connector's `Options` model."""
+
     name: str
     connector: str
-    secrets: tuple[str, ...]
-    options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[SecretStr, ...]
+    options: Options = Options()
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
+
+    def secret_values(self) -> list[str]:
+        """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
+        return [secret.get_secret_value() for secret in self.secrets]
 
 
 def read_secrets_file(path: Path | None) -> dict[str, str]:
@@ -94,10 +144,25 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
     return _VAR.sub(one, value)
 
 
-def replay_guard_default(connector: str) -> bool:
+def replay_guard_default(connector: ConnectorSpec) -> bool:
     """On for vendors that sign the body alone (no timestamp): a captured delivery resent under a
     fresh delivery id would otherwise be a new event. Timestamped vendors are covered by the window."""
-    return getattr(registry.get(connector), "timestamped", None) is False
+    return connector.timestamped is False
+
+
+def _expand_strings(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:
+    """The table with ${VAR} expanded in its string values (other values are left to validation)."""
+    return {k: _expand(v, env, f"{where}.{k}") if isinstance(v, str) else v for k, v in table.items()}
+
+
+def _forward(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Forward:
+    expanded = _expand_strings(raw, env, where)
+    if isinstance(raw.get("headers"), Mapping):
+        expanded["headers"] = _expand_strings(raw["headers"], env, f"{where}.headers")
+    try:
+        return Forward.model_validate(expanded)
+    except ValidationError as exc:
+        raise config_error(where, exc) from None
 
 
 def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
@@ -127,6 +192,10 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
                 f"{where}.connector: unknown connector {src.connector!r}; "
                 f"installed: {', '.join(registry.names())}"
             )
+        try:
+            connector = registry.get(src.connector)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.connector: {exc}") from None
         secrets = tuple(_expand(s, env, f"{where}.secrets") for s in src.secrets)
         if not any(secrets):
             raise ConfigError(
@@ -135,27 +204,15 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             )
         if not all(secrets):
             raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
-        options = {
-            k: _expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
-            for k, v in src.options.items()
-        }
-        forward = src.forward and src.forward.model_copy(
-            update={
-                "url": _expand(src.forward.url, env, f"{where}.forward.url"),
-                "headers": {
-                    k: _expand(v, env, f"{where}.forward.headers.{k}") for k, v in src.forward.headers.items()
-                },
-            }
-        )
         sources[name] = Source(
             name=name,
             connector=src.connector,
-            secrets=secrets,
-            options=options,
-            forward=forward,
+            secrets=tuple(SecretStr(s) for s in secrets),
+            options=connector.load_options(
+                _expand_strings(src.options, env, f"{where}.options"), f"{where}.options"
+            ),
+            forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
-            replay_guard=replay_guard_default(src.connector)
-            if src.replay_guard is None
-            else src.replay_guard,
+            replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
         )
     return sources

@@ -9,18 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import orjson
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from connectors import registry
-from connectors.base import Signer
 from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
@@ -102,12 +103,12 @@ def migrate() -> None:
     from events.migrate import upgrade
 
     settings = get_settings()
-    upgrade(settings.database_url)
+    upgrade(settings.database_url.get_secret_value())
     console.print(f"[green]database is at the latest schema[/] ({_redact(settings.database_url)})")
 
 
-def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+def _redact(url: SecretStr) -> str:
+    return make_url(url.get_secret_value()).render_as_string(hide_password=True)
 
 
 @cli.command()
@@ -117,11 +118,11 @@ def web(
     workers: Annotated[int, typer.Option(help="Ingress processes.")] = 1,
 ) -> None:
     """Run the webhook ingress (uvicorn)."""
+    _sources()  # refuse to start on a bad config, before binding the port
     import uvicorn
 
     from ops.web import JsonErrorsProtocol
 
-    _sources()  # refuse to start on a bad config, before binding the port
     uvicorn.run(
         "ops.web:create_app",
         factory=True,
@@ -136,10 +137,10 @@ def web(
     )
 
 
-def worker_queues() -> list[str]:
+def worker_queues(sources: Mapping[str, Source]) -> list[str]:
     from events.queue import MAINTENANCE_QUEUE, vendor_queue
 
-    vendors = sorted({s.connector for s in _sources().values()})
+    vendors = sorted({s.connector for s in sources.values()})
     return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
 
 
@@ -151,6 +152,7 @@ def worker(
     pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
 ) -> None:
     """Run a Celery worker on the vendor queues."""
+    configured = _sources()  # refuse to start on a bad config, even with --queues
     from events.queue import app
 
     settings = get_settings()
@@ -163,7 +165,7 @@ def worker(
         "--concurrency",
         str(concurrency or settings.worker.concurrency),
         "-Q",
-        queues or ",".join(worker_queues()),
+        queues or ",".join(worker_queues(configured)),
         "--without-gossip",
         "--without-mingle",
     ]
@@ -176,6 +178,7 @@ def worker(
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
+    _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
     DATA_DIR.mkdir(exist_ok=True)
@@ -243,20 +246,20 @@ def send(
     if src is None:
         raise ConfigError(f"no source named {source!r} in {get_settings().config}")
     connector = registry.get(src.connector)
-    signer = connector if isinstance(connector, Signer) else None
-    if sets and signer is None:
+    if sets and connector.sign is None:
         raise typer.BadParameter(f"connector {src.connector} cannot re-sign an edited sample")
+    secret = src.secret_values()[0]
     results = []
     with httpx.Client(timeout=10) as client:
         for _ in range(count):
             now = time.time()
-            req = connector.sample(src.secrets[0], now, src.options)
-            if sets and signer is not None:
+            req = connector.sample(secret, now, src.options)
+            if sets and connector.sign is not None:
                 body = orjson.loads(req.body)
                 for item in sets:
                     path, _, raw = item.partition("=")
                     body = set_path(body, path, parse_value(raw))
-                req = signer.sign(orjson.dumps(body), req.headers, src.secrets[0], now, src.options)
+                req = connector.sign(orjson.dumps(body), req.headers, secret, now, src.options)
             try:
                 resp = client.post(
                     f"{url.rstrip('/')}/webhooks/{source}", content=req.body, headers=req.headers
@@ -288,7 +291,7 @@ def events_list(
     if state:
         stmt = stmt.where(events.c.state == state)
     stmt = stmt.order_by(events.c.received_at.desc(), events.c.id.desc()).limit(limit)
-    with make_engine(get_settings().database_url).connect() as conn:
+    with make_engine(get_settings().database_url.get_secret_value()).connect() as conn:
         rows = [row_dict(r, exclude=("lease_token",)) for r in conn.execute(stmt)]
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
@@ -307,7 +310,7 @@ def events_list(
 @events_cli.command("show")
 def events_show(event_id: str, as_json: JsonOpt = False) -> None:
     """Show one event with its raw request."""
-    with make_engine(get_settings().database_url).connect() as conn:
+    with make_engine(get_settings().database_url.get_secret_value()).connect() as conn:
         row = conn.execute(select(events).where(events.c.id == event_id)).first()
     if row is None:
         console.print(f"[red]no event {event_id}[/]")
@@ -335,7 +338,8 @@ def main() -> None:
     try:
         cli()
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]configuration error:[/] {exc}")
+        # plain text: one line however long (rich would wrap it and read brackets as markup)
+        sys.stderr.write(f"configuration error: {exc}\n")
         sys.exit(2)
 
 

@@ -69,7 +69,7 @@ def _print_json(data: Any) -> None:
 
 
 def _engine() -> Any:
-    return make_engine(get_settings().database_url)
+    return make_engine(get_settings().database_url.get_secret_value())
 
 
 @dlq_cli.command("list")

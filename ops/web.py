@@ -56,7 +56,9 @@ class HookyardApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sources = load_sources(settings.config, settings.secrets_file)
-        self.engine = make_async_engine(settings.database_url, pool_size=settings.ingress.writers + 2)
+        self.engine = make_async_engine(
+            settings.database_url.get_secret_value(), pool_size=settings.ingress.writers + 2
+        )
         self.inbox = Inbox(
             self.engine,
             batch_max=settings.ingress.batch_max,
@@ -65,7 +67,7 @@ class HookyardApp:
         )
         self.publisher = Publisher(linger_s=settings.ingress.publish_linger_s)
         self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)
-        self.sync_engine = make_engine(settings.database_url)
+        self.sync_engine = make_engine(settings.database_url.get_secret_value())
         self.rest = Starlette(
             routes=[
                 Route("/healthz", self.health),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors import registry
-from connectors.base import Connector, SignedRequest
+from connectors.base import ConnectorSpec, Options, SignedRequest
 from connectors.signing import lower_headers
 
 NOW = 1_700_000_000
@@ -33,8 +33,13 @@ def to_unix(now: Any) -> float:
         return parsedate_to_datetime(now).timestamp()
 
 
-def connector(name: str) -> Connector:
+def connector(name: str) -> ConnectorSpec:
     return registry.get(name)
+
+
+def options_for(name: str, table: dict[str, Any] | None = None) -> Options:
+    """A source's `options = {…}` as the connector receives it: validated by its model (ConfigError)."""
+    return connector(name).load_options(table or {}, "options")
 
 
 def verify(
@@ -45,11 +50,13 @@ def verify(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Verify a request the way ingress does: header names lower-cased."""
-    connector(name).verify(request.body, lower_headers(request.headers), secrets, now, options or {})
+    connector(name).verify(
+        request.body, lower_headers(request.headers), secrets, now, options_for(name, options)
+    )
 
 
 def parse(name: str, request: SignedRequest, options: dict[str, Any] | None = None):
-    return connector(name).parse(request.body, lower_headers(request.headers), options or {})
+    return connector(name).parse(request.body, lower_headers(request.headers), options_for(name, options))
 
 
 def with_headers(request: SignedRequest, **changes: str | None) -> SignedRequest:

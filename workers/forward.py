@@ -26,15 +26,18 @@ def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Se
         "payload": envelope.payload,
         "records": [{"kind": r.kind, **r.data()} for r in items],
     }
-    headers = {**target.headers, "Idempotency-Key": envelope.id, "Hookyard-Event-Type": envelope.type}
+    headers = {name: value.get_secret_value() for name, value in target.headers.items()}
+    headers.update({"Idempotency-Key": envelope.id, "Hookyard-Event-Type": envelope.type})
+    url = target.url.get_secret_value()
     try:
-        resp = client.post(target.url, json=body, headers=headers, timeout=target.timeout_s)
+        resp = client.post(url, json=body, headers=headers, timeout=target.timeout_s)
     except httpx.TransportError as exc:
-        raise TransientError(f"forward to {target.url} failed: {exc!r}") from exc
+        # httpx's message may quote the URL: say what failed by class, the URL by its safe form
+        raise TransientError(f"forward to {target.safe_url} failed: {type(exc).__name__}") from exc
     if resp.is_success:
         return
     verdict = classify_status(resp.status_code)
-    message = f"forward to {target.url} answered {resp.status_code}: {resp.text[:300]}"
+    message = f"forward to {target.safe_url} answered {resp.status_code}: {resp.text[:300]}"
     if verdict is Verdict.RETRY:
         raise TransientError(message, retry_after_s=delay_from_headers(resp.headers, time.time()))
     if verdict is Verdict.REAUTHORIZE:

@@ -72,7 +72,7 @@ class Context:
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
     """The connector's policy (or the default), with the source's overrides."""
-    policy = getattr(registry.get(vendor), "retry_policy", RetryPolicy())
+    policy = registry.get(vendor).retry_policy
     if source is None:
         return policy
     overrides = {k: v for k, v in source.retry.model_dump().items() if v is not None}

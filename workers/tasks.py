@@ -24,7 +24,7 @@ from workers.retention import prune
 
 @cache
 def _engine(pid: int) -> Engine:
-    return make_engine(get_settings().database_url)
+    return make_engine(get_settings().database_url.get_secret_value())
 
 
 def engine() -> Engine:

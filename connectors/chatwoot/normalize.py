@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import load_object, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -28,7 +28,7 @@ EVENTS = {
 DIRECTIONS = {"incoming": "inbound", "outgoing": "outbound", 0: "inbound", 1: "outbound"}
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     delivery = headers.get("x-chatwoot-delivery")
     if not delivery:
         raise MalformedError("missing X-Chatwoot-Delivery header", code="missing_header")

@@ -6,21 +6,20 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.chatwoot.verify import SCHEME
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(int(now) - 1, UTC)
     conversation_id = random.randint(1, 99999)
     body = orjson.dumps(

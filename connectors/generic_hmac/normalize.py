@@ -1,11 +1,6 @@
-"""Generic HMAC deliveries: dedupe key and type read from where the source's options say.
+"""Generic HMAC deliveries: dedupe key, type and time read from where the source's options say.
 
-dedupe_header   header holding the delivery id (e.g. "X-Request-Id"), or
-dedupe_pointer  JSON pointer into the body (e.g. "/id"); neither: a hash of the body
-type_pointer    JSON pointer to the event type (e.g. "/type"), or
-type            a fixed type for every delivery of the source
-type_prefix     prefix of non-canonical types (default "generic")
-types           map from the sender's type names to canonical ones
+The dedupe key is the `dedupe_header`, else the value at `dedupe_pointer`, else a hash of the body.
 """
 
 from __future__ import annotations
@@ -14,54 +9,43 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Delivery, Parsed
-from connectors.payloads import body_hash, load_json, obj, parse_time, resolve, text
+from connectors.generic_hmac.options import Options
+from connectors.payloads import body_hash, load_json, parse_time, resolve, text
 from schemas.envelope import Envelope
-from schemas.errors import ConfigError, MalformedError
+from schemas.errors import MalformedError
 from schemas.records import Record
 
 
-def _pointer(options: Mapping[str, Any], name: str, payload: Any) -> Any:
-    path = options.get(name)
-    if path is None:
-        return None
-    try:
-        return resolve(payload, path) if isinstance(path, str) else _bad(name, path)
-    except ValueError as exc:
-        raise ConfigError(f"generic-hmac option {name}: {exc}") from None
+def _at(pointer: str | None, payload: Any) -> Any:
+    return None if pointer is None else resolve(payload, pointer)
 
 
-def _bad(name: str, value: Any) -> Any:
-    raise ConfigError(f"generic-hmac option {name} must be a JSON pointer string, got {value!r}")
-
-
-def dedupe_key(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any], payload: Any) -> str:
-    if options.get("dedupe_header"):
-        value = headers.get(str(options["dedupe_header"]).lower())
+def dedupe_key(body: bytes, headers: Mapping[str, str], options: Options, payload: Any) -> str:
+    if options.dedupe_header:
+        value = headers.get(options.dedupe_header.lower())
         if not value:
             raise MalformedError(
-                f"missing {options['dedupe_header']} header (the dedupe key)", code="missing_id"
+                f"missing {options.dedupe_header} header (the dedupe key)", code="missing_id"
             )
         return value
-    if options.get("dedupe_pointer") is not None:
-        value = text(_pointer(options, "dedupe_pointer", payload))
+    if options.dedupe_pointer is not None:
+        value = text(resolve(payload, options.dedupe_pointer))
         if value is None:
-            raise MalformedError(f"no dedupe key at {options['dedupe_pointer']}", code="missing_id")
+            raise MalformedError(f"no dedupe key at {options.dedupe_pointer}", code="missing_id")
         return value
     return body_hash(body)
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     payload = load_json(body)
-    name = text(_pointer(options, "type_pointer", payload)) or text(options.get("type")) or "event"
-    canonical = obj(options.get("types")).get(name)
-    prefix = text(options.get("type_prefix")) or "generic"
+    name = text(_at(options.type_pointer, payload)) or options.type or "event"
     return Parsed(
         deliveries=[
             Delivery(
                 dedupe_key=dedupe_key(body, headers, options, payload),
-                type=canonical if isinstance(canonical, str) else f"{prefix}.{name}",
+                type=options.types.get(name) or f"{options.type_prefix}.{name}",
                 payload=payload,
-                occurred_at=parse_time(_pointer(options, "time_pointer", payload)),
+                occurred_at=parse_time(_at(options.time_pointer, payload)),
             )
         ]
     )

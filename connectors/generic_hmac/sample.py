@@ -10,14 +10,17 @@ from typing import Any
 import orjson
 
 from connectors.base import SignedRequest
-from connectors.generic_hmac.verify import scheme
+from connectors.generic_hmac.options import Options
 from connectors.payloads import pointer_tokens
+
+DEFAULT = Options(header="X-Signature")  # a source that says nothing more
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
-    return SignedRequest(body=body, headers=scheme(options or {}).sign(body, headers, secret, now))
+    scheme = (options or DEFAULT).scheme
+    return SignedRequest(body=body, headers=scheme.sign(body, headers, secret, now))
 
 
 def _place(document: dict[str, Any], path: str, value: Any) -> None:
@@ -28,8 +31,8 @@ def _place(document: dict[str, Any], path: str, value: Any) -> None:
     document[last] = value
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
-    options = options or {"header": "X-Signature"}
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
+    options = options or DEFAULT
     delivery = str(uuid.uuid4())
     when = datetime.fromtimestamp(int(now), UTC).isoformat()
     document: dict[str, Any] = {
@@ -38,12 +41,12 @@ def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) ->
         "created_at": when,
         "data": {"order_id": "1042", "total": "49.90", "currency": "EUR"},
     }
-    if isinstance(options.get("dedupe_pointer"), str) and options["dedupe_pointer"]:
-        _place(document, options["dedupe_pointer"], delivery)
-    if isinstance(options.get("type_pointer"), str) and options["type_pointer"]:
-        _place(document, options["type_pointer"], "order.created")
+    if options.dedupe_pointer:
+        _place(document, options.dedupe_pointer, delivery)
+    if options.type_pointer:
+        _place(document, options.type_pointer, "order.created")
     headers = {"Content-Type": "application/json"}
-    for name in ("dedupe_header", "id_header"):
-        if options.get(name):
-            headers[str(options[name])] = delivery
+    for name in (options.dedupe_header, options.id_header):
+        if name:
+            headers[name] = delivery
     return sign(orjson.dumps(document), headers, secret, now, options)

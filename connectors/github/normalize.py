@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import is_form, items, load_form, load_object, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -19,7 +19,7 @@ def _payload(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     return load_object(body)
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     delivery, event = headers.get("x-github-delivery"), headers.get("x-github-event")
     if not delivery or not event:
         raise MalformedError("missing X-GitHub-Delivery or X-GitHub-Event header", code="missing_header")

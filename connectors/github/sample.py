@@ -6,22 +6,21 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.github.verify import SCHEME
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """GitHub signs the body alone; a redelivery keeps the body, signature and delivery id."""
     return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     number = random.randint(1, 9999)
     user = {"login": "octocat", "id": 1, "type": "User", "html_url": "https://github.com/octocat"}

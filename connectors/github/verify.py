@@ -6,14 +6,14 @@ The legacy SHA-1 `X-Hub-Signature` is not accepted. Replays are stopped by X-Git
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.base import Options
 from connectors.signing import Scheme
 
 SCHEME = Scheme(signature_header="x-hub-signature-256", prefix="sha256=")
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Options
 ) -> None:
-    SCHEME.verify(body, headers, secrets, now, options)
+    SCHEME.verify(body, headers, secrets, now)

@@ -1,5 +1,6 @@
 """Klaviyo: hex HMAC-SHA256 of BODY+TIMESTAMP, HTTP-date timestamp; batched data[]."""
 
+from connectors.base import WindowOptions as Options
 from connectors.klaviyo.normalize import normalize, parse
 from connectors.klaviyo.sample import sample, sign
 from connectors.klaviyo.verify import verify

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import items, json_hash, load_object, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -40,7 +40,7 @@ def topic_type(topic: str) -> str:
     return TOPICS.get(name) or "klaviyo." + topic.replace(":", ".")
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     request = load_object(body)
     declared, sent_to = obj(request.get("meta")).get("klaviyo_webhook_id"), headers.get("klaviyo-webhook-id")
     if declared is not None and sent_to and declared != sent_to:

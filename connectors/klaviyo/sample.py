@@ -9,14 +9,14 @@ from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.klaviyo.verify import SCHEME
 
 WEBHOOK_ID = "01KP4928STE8FKCWB6WDHZ4ZB7"
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
@@ -65,7 +65,7 @@ def _item(topic: str, metric: str, when: datetime, subject: str) -> dict[str, An
     }
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(int(now) - 5, UTC)
     body = orjson.dumps(
         {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import items, json_hash, load_object, obj, parse_epoch, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import MalformedError
@@ -62,7 +62,7 @@ def entry_key(kind: str, entry: dict[str, Any]) -> str:
     return f"{prefix}:{text(entry.get('time')) or '-'}:{json_hash(entry)[:32]}"
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     payload = load_object(body)
     kind, entries = text(payload.get("object")), payload.get("entry")
     if kind is None or not isinstance(entries, list):

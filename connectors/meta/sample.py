@@ -9,19 +9,18 @@ import json
 import random
 import secrets as random_ids
 from collections.abc import Mapping
-from typing import Any
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.meta.verify import SCHEME
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     order = random.randint(1000, 9999)
     wamid = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQz" + random_ids.token_hex(10).upper()
     body = json.dumps(

@@ -2,7 +2,7 @@
 the raw body, which arrives with `\\uXXXX` escapes: never re-serialize before hashing. No timestamp.
 
 The GET handshake answers `hub.challenge` only to `hub.mode=subscribe` with the configured
-`hub.verify_token` (options["verify_token"]); without a configured token every handshake is refused.
+`hub.verify_token` (option `verify_token`); without a configured token every handshake is refused.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.meta.options import Options
 from connectors.signing import Scheme
 from schemas.errors import VerificationError
 
@@ -20,14 +20,14 @@ CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{1,256}")  # Meta sends an integer; neve
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Options
 ) -> None:
-    SCHEME.verify(body, headers, secrets, now, options)
+    SCHEME.verify(body, headers, secrets, now)
 
 
-def handshake(query: Mapping[str, str], options: Mapping[str, Any]) -> str:
-    expected = options.get("verify_token")
-    if not isinstance(expected, str) or not expected:
+def handshake(query: Mapping[str, str], options: Options) -> str:
+    expected = options.verify_token.get_secret_value() if options.verify_token else ""
+    if not expected:
         raise VerificationError("no verify_token is configured for this source", code="no_secret")
     if query.get("hub.mode") != "subscribe":
         raise VerificationError("hub.mode is not subscribe", code="bad_handshake")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import (
     body_hash,
     decimal_or_none,
@@ -36,7 +36,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return headers.get(f"x-shopify-{name}") or headers.get(f"shopify-{name}") or ""
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     payload = load_object(body)
     topic = _header(headers, "topic") or text(payload.get("topic"))
     if not topic:

@@ -6,23 +6,22 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.signing import b64_digest
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """Shopify signs the body alone, so a retry carries the same signature."""
     signature = b64_digest(secret.encode(), body)
     return SignedRequest(body=body, headers={**headers, "X-Shopify-Hmac-Sha256": signature})
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     order_id = random.randint(10**17, 10**18)
     when = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
     body = orjson.dumps(

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.base import Options
 from connectors.signing import any_match, b64_digest, usable_secrets
 from schemas.errors import VerificationError
 
@@ -20,7 +20,7 @@ def signature_header(headers: Mapping[str, str]) -> str:
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Options
 ) -> None:
     received = signature_header(headers)
     expected = [b64_digest(secret.encode(), body) for secret in usable_secrets(secrets)]

@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import (
     body_hash,
     is_form,
@@ -44,7 +43,7 @@ def _form(body: bytes) -> Parsed:
     raise MalformedError("form body is neither a slash command nor an interaction", code="unknown_payload")
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     if is_form(headers):
         return _form(body)
     payload = load_object(body)

@@ -5,22 +5,21 @@ from __future__ import annotations
 import random
 import secrets as random_ids
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.slack.verify import SCHEME
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """Slack signs each attempt with that attempt's timestamp; retries keep the event_id."""
     return SignedRequest(body=body, headers=SCHEME.sign(body, headers, secret, now))
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     ts = f"{int(now) - 1}.{random.randint(0, 999999):06d}"
     body = orjson.dumps(
         {

@@ -7,8 +7,8 @@ Form bodies (slash commands, interactivity) are signed as the raw encoded bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.base import WindowOptions
 from connectors.signing import Scheme
 
 SCHEME = Scheme(
@@ -20,6 +20,6 @@ SCHEME = Scheme(
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: WindowOptions
 ) -> None:
-    SCHEME.verify(body, headers, secrets, now, options)
+    SCHEME.verify(body, headers, secrets, now, options.tolerance_s)

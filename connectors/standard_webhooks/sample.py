@@ -6,17 +6,16 @@ import secrets as random_ids
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.signing import b64_digest, lower_headers
 from connectors.standard_webhooks.verify import key, signed_content
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """A retry keeps `webhook-id` and is signed again with the attempt's timestamp."""
     msg_id = lower_headers(headers).get("webhook-id") or f"msg_{random_ids.token_urlsafe(18)}"
@@ -33,7 +32,7 @@ def sign(
     )
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(now, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     body = orjson.dumps(
         {

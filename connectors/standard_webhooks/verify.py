@@ -10,15 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.base import WindowOptions
 from connectors.signing import (
     b64_digest,
     check_window,
     header,
     parse_unix,
     require_match,
-    tolerance_s,
     usable_secrets,
 )
 from schemas.errors import ConfigError
@@ -54,11 +53,11 @@ def signatures(value: str) -> list[str]:
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: WindowOptions
 ) -> None:
     keys = [key(secret) for secret in usable_secrets(secrets)]
     msg_id, timestamp, signature = headers_of(headers)
     issued = parse_unix(timestamp)
     message = signed_content(msg_id, timestamp.strip(), body)
     require_match((b64_digest(k, message) for k in keys), signatures(signature))
-    check_window(issued, now, tolerance_s(options))
+    check_window(issued, now, options.tolerance_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Delivery, Parsed
+from connectors.base import Delivery, Options, Parsed
 from connectors.payloads import load_object, money, obj, parse_time, text, validated
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, MalformedError
@@ -42,7 +42,7 @@ def minor_units(amount: Any, currency: Any) -> Money | None:
     return money(amount, currency, exponent=exponent)
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     event = load_object(body)
     event_id, event_type = event.get("id"), text(event.get("type"))
     if not isinstance(event_id, str) or not event_id:

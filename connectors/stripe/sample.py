@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import secrets as random_ids
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
-from connectors.base import SignedRequest
+from connectors.base import Options, SignedRequest
 from connectors.signing import hex_digest
 from connectors.stripe.verify import signed_payload
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """Stripe re-signs every attempt with a fresh `t`."""
     timestamp = str(int(now))
@@ -26,7 +25,7 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{random_ids.token_hex(12)}"
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     created = int(now) - 2
     intent = _id("pi")
     body = orjson.dumps(

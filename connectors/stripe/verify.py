@@ -8,15 +8,14 @@ timestamps; we refuse both ways.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from connectors.base import WindowOptions
 from connectors.signing import (
     check_window,
     header,
     hex_digest,
     parse_unix,
     require_match,
-    tolerance_s,
     usable_secrets,
 )
 from schemas.errors import VerificationError
@@ -44,11 +43,11 @@ def signed_payload(timestamp: str, body: bytes) -> bytes:
 
 
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: WindowOptions
 ) -> None:
     keys = usable_secrets(secrets)
     timestamp, received = parse_header(header(headers, HEADER))
     issued = parse_unix(timestamp)
     message = signed_payload(timestamp.strip(), body)
     require_match((hex_digest(key.encode(), message) for key in keys), received)
-    check_window(issued, now, tolerance_s(options))
+    check_window(issued, now, options.tolerance_s)

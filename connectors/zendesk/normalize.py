@@ -20,6 +20,7 @@ from connectors.payloads import (
     text,
     validated,
 )
+from connectors.zendesk.options import Options
 from schemas.envelope import Envelope
 from schemas.records import Message, Record, Ticket
 
@@ -35,17 +36,17 @@ TICKET_EVENTS = {
 TICKET_TYPES = ("ticket.created", "ticket.updated", "ticket.comment_added")
 
 
-def event_type(payload: dict[str, Any], options: Mapping[str, Any]) -> str:
+def event_type(payload: dict[str, Any], options: Options) -> str:
     kind = text(payload.get("type")) or ""
     if not kind.startswith(EVENT_PREFIX):
-        return str(options.get("type") or "zendesk.trigger")  # trigger bodies are admin-defined
+        return options.type  # trigger bodies are admin-defined
     name = kind.removeprefix(EVENT_PREFIX)
     if name.startswith("ticket."):
         return TICKET_EVENTS.get(name, "ticket.updated")
     return f"zendesk.{name}"
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     payload: dict[str, Any] = load_form(body) if is_form(headers) else load_object(body)
     is_event = str(payload.get("type", "")).startswith(EVENT_PREFIX)
     key = (

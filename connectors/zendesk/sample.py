@@ -6,21 +6,22 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from connectors.base import SignedRequest
-from connectors.zendesk.verify import scheme
+from connectors.zendesk.options import Options
+from connectors.zendesk.verify import SCHEMES
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
-    return SignedRequest(body=body, headers=scheme(options or {}).sign(body, headers, secret, now))
+    scheme = SCHEMES[(options or Options()).signature_order]
+    return SignedRequest(body=body, headers=scheme.sign(body, headers, secret, now))
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(int(now) - 1, UTC)
     ticket_id = str(random.randint(1000, 99999))
     body = orjson.dumps(

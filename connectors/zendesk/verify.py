@@ -3,16 +3,15 @@
 `X-Zendesk-Webhook-Signature-Timestamp` is ISO-8601 (`2021-07-25T10:00:00Z`); Zendesk states no
 tolerance, we apply ±tolerance_s. The secret string is the key as-is, although it looks like base64.
 An older Zendesk page documents BODY + TIMESTAMP; a source whose real deliveries sign that way sets
-`options["signature_order"] = "body_timestamp"`.
+`options = { signature_order = "body_timestamp" }`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from connectors.signing import Scheme
-from schemas.errors import ConfigError
+from connectors.zendesk.options import Options
 
 _BASE = {
     "signature_header": "x-zendesk-webhook-signature",
@@ -26,14 +25,7 @@ SCHEMES = {
 }
 
 
-def scheme(options: Mapping[str, Any]) -> Scheme:
-    order = options.get("signature_order", "timestamp_body")
-    if order not in SCHEMES:
-        raise ConfigError(f"signature_order must be one of {', '.join(SCHEMES)}, got {order!r}")
-    return SCHEMES[order]
-
-
 def verify(
-    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Mapping[str, Any]
+    body: bytes, headers: Mapping[str, str], secrets: Sequence[str], now: float, options: Options
 ) -> None:
-    scheme(options).verify(body, headers, secrets, now, options)
+    SCHEMES[options.signature_order].verify(body, headers, secrets, now, options.tolerance_s)

@@ -36,8 +36,9 @@ def test_every_connector_sample_is_accepted_and_processed(pg_stack: Stack) -> No
     pg_stack.start_worker(concurrency=2)
     expected = 0
     for source, connector in sources.items():
-        options = GENERIC if connector == "generic-hmac" else {}
-        req = registry.get(connector).sample(pg_stack.secrets[source], time.time(), options)
+        spec = registry.get(connector)
+        options = spec.load_options(GENERIC, "options") if connector == "generic-hmac" else None
+        req = spec.sample(pg_stack.secrets[source], time.time(), options)
         first = pg_stack.post(source, req)
         assert first.status_code == 200, (connector, first.text)
         assert first.json()["accepted"] >= 1, connector

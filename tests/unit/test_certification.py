@@ -42,6 +42,7 @@ class _Careless:
 
     name = "careless"
     timestamped = True
+    Options = registry.get("stripe").options_model  # the options the wrapped verify reads
 
     def __init__(self) -> None:
         self._inner = registry.get("stripe")

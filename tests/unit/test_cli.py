@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -63,3 +65,38 @@ def test_bulk_actions_without_a_person_to_ask_need_yes(tmp_path: Path) -> None:
         assert "--yes" in result.stderr
     done = run("dlq", "purge", "--where", "--yes", "--json", cwd=tmp_path)
     assert (done.returncode, json.loads(done.stdout)) == (0, {"purged": 2})
+
+
+BAD_SOURCES = {
+    "option-type": ('options = { tolerance_s = "five minutes" }\n', "options.tolerance_s"),
+    "unknown-option": ("options = { tolerence_s = 300 }\n", "options.tolerence_s"),
+    "forward-url": ('[sources.pay.forward]\nurl = "not a url"\n', "forward.url"),
+    "forward-timeout": (
+        '[sources.pay.forward]\nurl = "https://down.example/hook"\ntimeout_s = -5\n',
+        "forward.timeout_s",
+    ),
+}
+COMMANDS = {
+    "web": ("web", "--port", "0"),
+    "worker": ("worker",),
+    "beat": ("beat",),
+    "dev": ("dev", "--port", "0"),
+    "send": ("send", "pay", "--sample"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("case", sorted(BAD_SOURCES))
+def test_bad_source_stops_every_command_before_it_starts(tmp_path: Path, case: str, command: str) -> None:
+    """A bad option or forward block: exit 2, one line naming file, source and field, nothing started
+    (no output, no data directory: no database, no beat schedule, no demo secrets)."""
+    extra, field = BAD_SOURCES[case]
+    (tmp_path / "hookyard.toml").write_text(
+        f'[sources.pay]\nconnector = "stripe"\nsecrets = ["whsec_test"]\n{extra}'
+    )
+    result = run(*COMMANDS[command], cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"configuration error: hookyard.toml: sources.pay.{field}: "), line
+    assert result.stdout == ""
+    assert not (tmp_path / ".hookyard").exists()

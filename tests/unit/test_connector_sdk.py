@@ -66,7 +66,7 @@ def test_example_package_own_tests_pass(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_installed_example_is_listed_next_to_the_built_ins(site: Path, tmp_path:
 
 def test_installed_example_loads_through_the_registry(site: Path, tmp_path: Path) -> None:
     """The entry point loads the connector object a source's `connector = "acme"` would get."""
-    script = "from connectors import registry; c = registry.get('acme'); print(c.name, type(c).__module__)"
+    script = "from connectors import registry; c = registry.get('acme'); print(c.name, c.verify.__module__)"
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
@@ -116,7 +116,7 @@ def test_installed_example_loads_through_the_registry(site: Path, tmp_path: Path
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["acme", "acme_hooks"]
+    assert result.stdout.split() == ["acme", "acme_hooks.verify"]
 
 
 GUIDE = ROOT / "docs" / "writing-a-connector.md"

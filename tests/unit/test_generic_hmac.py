@@ -8,7 +8,7 @@ import pytest
 import connectors.generic_hmac as connector
 from connectors.base import SignedRequest
 from schemas.errors import ConfigError, MalformedError, VerificationError
-from tests.helpers import NOW, to_unix, vectors, verify
+from tests.helpers import NOW, options_for, to_unix, vectors, verify
 
 # Vendors' schemes written as generic-hmac options: each must verify that vendor's documented vector.
 AS_OPTIONS = {
@@ -78,7 +78,9 @@ def test_vendor_schemes_expressed_as_options_agree_with_their_vectors(case: dict
             },
             "timestamp format",
         ),
-        ({"header": "X-Sig", "prefix": 1}, "must be strings"),
+        ({"header": "X-Sig", "prefix": 1}, "options.prefix: Input should be a valid string"),
+        ({"header": "X-Sig", "dedupe_pointer": "meta/id"}, "options.dedupe_pointer"),
+        ({"header": "X-Sig", "colour": "red"}, "options.colour: not an option of connector generic-hmac"),
         ({"header": "X-Sig", "tolerance_s": 0}, "tolerance_s"),
     ],
 )
@@ -89,35 +91,40 @@ def test_bad_options_are_config_errors(options: dict, problem: str) -> None:
         verify("generic-hmac", request, ["secret"], NOW, options)
 
 
+def opts(**table: object) -> connector.Options:
+    """generic-hmac options as a source would set them (a signature header is required)."""
+    return options_for("generic-hmac", {"header": "X-Sig", **table})
+
+
 def test_dedupe_from_header_pointer_or_body_hash() -> None:
     """The dedupe key comes from the configured header, else a JSON pointer, else the body hash."""
     body = orjson.dumps({"meta": {"a/b": {"id": "evt_1"}}, "kind": "order.paid"})
     headers = {"x-request-id": "req-9"}
     assert (
-        connector.parse(body, headers, {"dedupe_header": "X-Request-Id"}).deliveries[0].dedupe_key == "req-9"
+        connector.parse(body, headers, opts(dedupe_header="X-Request-Id")).deliveries[0].dedupe_key == "req-9"
     )
-    assert connector.parse(body, {}, {"dedupe_pointer": "/meta/a~1b/id"}).deliveries[0].dedupe_key == "evt_1"
-    assert len(connector.parse(body, {}, {}).deliveries[0].dedupe_key) == 64
+    assert connector.parse(body, {}, opts(dedupe_pointer="/meta/a~1b/id")).deliveries[0].dedupe_key == "evt_1"
+    assert len(connector.parse(body, {}, opts()).deliveries[0].dedupe_key) == 64
     with pytest.raises(MalformedError):
-        connector.parse(body, {}, {"dedupe_pointer": "/missing"})
+        connector.parse(body, {}, opts(dedupe_pointer="/missing"))
     with pytest.raises(MalformedError):
-        connector.parse(body, {}, {"dedupe_header": "X-Request-Id"})
+        connector.parse(body, {}, opts(dedupe_header="X-Request-Id"))
     with pytest.raises(ConfigError):
-        connector.parse(body, {}, {"dedupe_pointer": "meta/id"})
+        opts(dedupe_pointer="meta/id")
 
 
 def test_type_from_pointer_fixed_value_and_canonical_map() -> None:
     """Types: <prefix>.<name> from a pointer or a fixed option, or a canonical name from the map."""
     body = orjson.dumps({"kind": "order.paid", "at": "2024-05-01T10:00:00Z"})
     options = {"type_pointer": "/kind", "type_prefix": "acme", "time_pointer": "/at"}
-    delivery = connector.parse(body, {}, options).deliveries[0]
+    delivery = connector.parse(body, {}, opts(**options)).deliveries[0]
     assert (
         delivery.type == "acme.order.paid" and delivery.occurred_at.isoformat() == "2024-05-01T10:00:00+00:00"
     )
-    assert connector.parse(body, {}, {**options, "types": {"order.paid": "payment.succeeded"}}).deliveries[
+    assert connector.parse(body, {}, opts(**options, types={"order.paid": "payment.succeeded"})).deliveries[
         0
     ].type == ("payment.succeeded")
-    assert connector.parse(body, {}, {"type": "ping"}).deliveries[0].type == "generic.ping"
+    assert connector.parse(body, {}, opts(type="ping")).deliveries[0].type == "generic.ping"
 
 
 def test_sample_follows_the_options() -> None:
@@ -131,7 +138,9 @@ def test_sample_follows_the_options() -> None:
         "timestamp_header": "X-Ts",
         "dedupe_pointer": "/meta/delivery",
     }
-    request = connector.sample("s3cret", NOW, options)
+    request = connector.sample("s3cret", NOW, options_for("generic-hmac", options))
     verify("generic-hmac", request, ["s3cret"], NOW, options)
-    key = connector.parse(request.body, {k.lower(): v for k, v in request.headers.items()}, options)
+    key = connector.parse(
+        request.body, {k.lower(): v for k, v in request.headers.items()}, options_for("generic-hmac", options)
+    )
     assert key.deliveries[0].dedupe_key == request.headers["X-Id"]

@@ -21,7 +21,7 @@ QUERY = {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_tok
 def test_handshake_echoes_the_challenge_for_the_right_token() -> None:
     """Meta's documented GET gets its hub.challenge back."""
     assert isinstance(connector, Handshake)
-    assert connector.handshake(QUERY, {"verify_token": "meatyhamhock"}) == "1158201444"
+    assert connector.handshake(QUERY, connector.Options(verify_token="meatyhamhock")) == "1158201444"
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_handshake_echoes_the_challenge_for_the_right_token() -> None:
 def test_handshake_refusals(query: dict, options: dict) -> None:
     """No configured token, a wrong token or mode, or a challenge that is not a plain token: refused."""
     with pytest.raises(VerificationError):
-        connector.handshake(query, options)
+        connector.handshake(query, connector.Options(**options))
 
 
 def test_reserialized_body_does_not_verify() -> None:

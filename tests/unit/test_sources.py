@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import registry
 from events.sources import load_sources
 from schemas.errors import ConfigError
 
@@ -25,13 +26,13 @@ def test_secrets_expand_from_environment_and_secrets_file(
     secrets_file.write_text("# comment\nOLD_SECRET='from-file'\n")
     path = write(
         tmp_path,
-        '[sources.shop]\nconnector = "shopify"\n'
-        'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { a = 1 }\n',
+        '[sources.pay]\nconnector = "stripe"\n'
+        'secrets = ["${NEW_SECRET}", "${OLD_SECRET}"]\noptions = { tolerance_s = 60 }\n',
     )
-    source = load_sources(path, secrets_file)["shop"]
-    assert source.secrets == ("from-env", "from-file")
-    assert source.connector == "shopify"
-    assert source.options == {"a": 1}
+    source = load_sources(path, secrets_file)["pay"]
+    assert source.secret_values() == ["from-env", "from-file"]
+    assert source.connector == "stripe"
+    assert source.options == registry.get("stripe").options_model(tolerance_s=60)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,114 @@ def test_the_replay_guard_is_on_where_the_vendor_signs_no_timestamp(tmp_path: Pa
         "chat": False,
         "quiet": False,
     }
+
+
+def source(connector: str, rest: str = "") -> str:
+    """A source `s` of this connector with one literal secret, then `rest` (options, forward …)."""
+    return f'[sources.s]\nconnector = "{connector}"\nsecrets = ["whsec_x"]\n{rest}'
+
+
+FORWARD = '[sources.s.forward]\nurl = "https://down.example/hook"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            source("stripe", 'options = { tolerance_s = "five minutes" }\n'),
+            "sources.s.options.tolerance_s: Input should be a valid integer",
+        ),
+        (
+            source("stripe", "options = { tolerance_s = 0 }\n"),
+            "sources.s.options.tolerance_s: Input should be greater",
+        ),
+        (
+            source("stripe", "options = { tolerance_s = 3601 }\n"),
+            "sources.s.options.tolerance_s: Input should be less",
+        ),
+        (
+            source("stripe", "options = { tolerence_s = 300 }\n"),
+            "sources.s.options.tolerence_s: not an option of connector stripe (its options: tolerance_s)",
+        ),
+        (
+            source("shopify", "options = { tolerance_s = 300 }\n"),
+            "sources.s.options.tolerance_s: not an option of connector shopify (its options: none)",
+        ),
+        (
+            source("zendesk", 'options = { signature_order = "sideways" }\n'),
+            "sources.s.options.signature_order",
+        ),
+        (source("meta", "options = { verify_token = 7 }\n"), "sources.s.options.verify_token"),
+        (source("standard-webhooks", 'options = { types = { a = "" } }\n'), "sources.s.options.types.a"),
+        (source("generic-hmac"), "sources.s.options.header: Field required"),
+        (
+            source("generic-hmac", 'options = { header = "X-Sig", template = "{timestamp}.{body}" }\n'),
+            "sources.s.options: Value error, template signs {timestamp} but no timestamp header is set",
+        ),
+        (
+            source("generic-hmac", 'options = { header = "X-Sig", type_pointer = "kind" }\n'),
+            "sources.s.options.type_pointer: Value error, a JSON pointer starts with '/'",
+        ),
+        (
+            source("stripe", '[sources.s.forward]\nurl = "not a url"\n'),
+            "sources.s.forward.url: Input should be a valid URL",
+        ),
+        (source("stripe", '[sources.s.forward]\nurl = "ftp://down.example/x"\n'), "sources.s.forward.url"),
+        (
+            source("stripe", "[sources.s.forward]\nurl = 5\n"),
+            "sources.s.forward.url: Input should be a valid string",
+        ),
+        (source("stripe", "[sources.s.forward]\ntimeout_s = 5\n"), "sources.s.forward.url: Field required"),
+        (
+            source("stripe", FORWARD + "timeout_s = -5\n"),
+            "sources.s.forward.timeout_s: Input should be greater",
+        ),
+        (source("stripe", FORWARD + "timeout_s = 61\n"), "sources.s.forward.timeout_s: Input should be less"),
+        (source("stripe", FORWARD + "headers = { X-Token = 5 }\n"), "sources.s.forward.headers.X-Token"),
+        (
+            source("stripe", FORWARD + 'headers = { "Bad Name" = "v" }\n'),
+            "sources.s.forward.headers.Bad Name",
+        ),
+        (source("stripe", FORWARD + 'headers = { X-A = "a\\r\\nX-B: b" }\n'), "cannot contain line breaks"),
+        (source("stripe", FORWARD + "retries = 3\n"), "sources.s.forward.retries: Extra inputs"),
+    ],
+)
+def test_options_and_forward_are_checked_when_the_file_loads(tmp_path: Path, text: str, message: str) -> None:
+    """A wrong type, an unknown key, a value out of bounds or an unsound scheme in `options`, and a
+    forward block that is not a usable http(s) target: one ConfigError naming file, source and field."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_sources(path, None)
+    assert str(info.value).startswith(f"{path}: sources.s.")
+    assert message in str(info.value)
+
+
+def test_forward_url_is_checked_after_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """${VAR} in the URL is expanded first: a variable holding no URL is refused, a real one is kept."""
+    path = write(tmp_path, source("stripe", '[sources.s.forward]\nurl = "${DOWN_URL}"\n'))
+    monkeypatch.setenv("DOWN_URL", "down.example/no-scheme")
+    with pytest.raises(ConfigError, match="sources.s.forward.url"):
+        load_sources(path, None)
+    monkeypatch.setenv("DOWN_URL", "https://user:pw@down.example:8443/hooks/T1/B2?token=t0k")
+    forward = load_sources(path, None)["s"].forward
+    assert forward is not None
+    assert forward.url.get_secret_value() == "https://user:pw@down.example:8443/hooks/T1/B2?token=t0k"
+    assert forward.safe_url == "https://down.example:8443/…"
+
+
+def test_each_source_gets_its_connectors_options_model(tmp_path: Path) -> None:
+    """Loaded options are the connector's model, defaults filled in; no options is the empty model."""
+    path = write(
+        tmp_path,
+        source("zendesk", 'options = { signature_order = "body_timestamp" }\n')
+        + '[sources.shop]\nconnector = "shopify"\nsecrets = ["x"]\n',
+    )
+    loaded = load_sources(path, None)
+    zendesk = loaded["s"].options
+    assert isinstance(zendesk, registry.get("zendesk").options_model)
+    assert (zendesk.signature_order, zendesk.tolerance_s, zendesk.type) == (
+        "body_timestamp",
+        300,
+        "zendesk.trigger",
+    )
+    assert type(loaded["shop"].options) is registry.get("shopify").options_model

@@ -51,7 +51,7 @@ STATUS_CHANGED = {
 
 
 def _envelope(payload: dict, headers: dict | None = None) -> Envelope:
-    (delivery,) = connector.parse(orjson.dumps(payload), headers or {}, {}).deliveries
+    (delivery,) = connector.parse(orjson.dumps(payload), headers or {}, connector.Options()).deliveries
     return Envelope(
         id="e",
         source="zd",

@@ -1,13 +1,13 @@
 """Acme events → deliveries keyed by X-Acme-Delivery; `invoice.paid` → `payment.succeeded` + Payment.
 
-Every other event is stored as `acme.<type>` and yields no records.
+Every other event is stored as `<type_prefix>.<type>` (`acme.<type>` by default) and yields no records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from acme_hooks.options import Options
 from connectors.base import Delivery, Parsed
 from connectors.payloads import load_object, money, obj, parse_time, text, validated
 from schemas.envelope import Envelope
@@ -17,7 +17,7 @@ from schemas.records import Payment, Record
 TYPES = {"invoice.paid": "payment.succeeded"}
 
 
-def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -> Parsed:
+def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     delivery = headers.get("x-acme-delivery")
     if not delivery:
         raise MalformedError("missing X-Acme-Delivery header", code="missing_header")
@@ -27,7 +27,7 @@ def parse(body: bytes, headers: Mapping[str, str], options: Mapping[str, Any]) -
         deliveries=[
             Delivery(
                 dedupe_key=delivery,  # the same on every retry of this delivery
-                type=TYPES.get(kind, f"acme.{kind}"),
+                type=TYPES.get(kind) or f"{options.type_prefix}.{kind}",
                 payload=event,
                 occurred_at=parse_time(event.get("created_at")),
             )

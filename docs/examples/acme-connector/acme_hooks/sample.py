@@ -6,17 +6,17 @@ import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
+from acme_hooks.options import Options
 from acme_hooks.verify import PREFIX, SIGNATURE, TIMESTAMP, message
 from connectors.base import SignedRequest
 from connectors.signing import hex_digest
 
 
 def sign(
-    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Mapping[str, Any] | None = None
+    body: bytes, headers: Mapping[str, str], secret: str, now: float, options: Options | None = None
 ) -> SignedRequest:
     """Each attempt is signed at its own time; a retry keeps the body and X-Acme-Delivery."""
     timestamp = str(int(now))
@@ -26,7 +26,7 @@ def sign(
     return SignedRequest(body=body, headers=signed)
 
 
-def sample(secret: str, now: float, options: Mapping[str, Any] | None = None) -> SignedRequest:
+def sample(secret: str, now: float, options: Options | None = None) -> SignedRequest:
     when = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = orjson.dumps(
         {

@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from acme_hooks import connector
+from pydantic import ValidationError
 
 from connectors.certify import certify
 from schemas.envelope import Envelope
@@ -25,8 +27,9 @@ def test_invoice_paid_is_a_payment() -> None:
     """The sample's invoice.paid becomes payment.succeeded and one Payment of 42.50 EUR."""
     request = connector.sample(SECRET, NOW)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    connector.verify(request.body, headers, [SECRET], NOW, {})
-    [delivery] = connector.parse(request.body, headers, {}).deliveries
+    options = connector.Options()  # a source that sets no options
+    connector.verify(request.body, headers, [SECRET], NOW, options)
+    [delivery] = connector.parse(request.body, headers, options).deliveries
     assert delivery.dedupe_key == headers["x-acme-delivery"]
     assert delivery.type == "payment.succeeded"
     envelope = Envelope(
@@ -46,5 +49,18 @@ def test_invoice_paid_is_a_payment() -> None:
 def test_other_events_keep_their_acme_type() -> None:
     """An event Hookyard has no canonical name for is stored as acme.<type>, with no records."""
     body = b'{"type": "invoice.created", "data": {"id": "inv_1"}}'
-    [delivery] = connector.parse(body, {"x-acme-delivery": "d-1"}, {}).deliveries
+    [delivery] = connector.parse(body, {"x-acme-delivery": "d-1"}, connector.Options()).deliveries
     assert delivery.type == "acme.invoice.created"
+    renamed = connector.Options(type_prefix="billing")
+    assert (
+        connector.parse(body, {"x-acme-delivery": "d-1"}, renamed).deliveries[0].type
+        == "billing.invoice.created"
+    )
+
+
+def test_options_are_checked() -> None:
+    """An unknown option or a window out of bounds is refused, as Hookyard refuses it at start."""
+    with pytest.raises(ValidationError):
+        connector.Options(tolerance_s=0)
+    with pytest.raises(ValidationError):
+        connector.Options(tolerence_s=300)
