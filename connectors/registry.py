@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
-
 from connectors.base import Connector
-from schemas.errors import ConfigError
+from schemas.plugins import Plugins
 
 GROUP = "hookyard.connectors"
 
-
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
-def names() -> list[str]:
-    return sorted(_entry_points())
-
-
-def origin(name: str) -> str:
-    """The distribution that provides a connector (``hookyard`` for the built-in ones)."""
-    ep = _entry_points()[name]
-    return ep.dist.name if ep.dist is not None else "?"
-
-
-@cache
-def get(name: str) -> Connector:
-    ep = _entry_points().get(name)
-    if ep is None:
-        raise ConfigError(f"unknown connector {name!r}; installed: {', '.join(names()) or 'none'}")
-    connector = ep.load()
-    if not isinstance(connector, Connector):
-        raise ConfigError(f"connector {name!r} from {ep.value} does not implement the Connector protocol")
-    return connector
+_PLUGINS = Plugins[Connector](GROUP, "connector", Connector)
+names = _PLUGINS.names
+origin = _PLUGINS.origin
+get = _PLUGINS.get
