@@ -6,6 +6,7 @@
     options = { tolerance_s = 300 }      # connector-specific, optional
 
 `${VAR}` reads the environment, then the secrets file (KEY=VALUE lines, kept outside the repo).
+A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class _SourceModel(BaseModel):
 
 class _FileModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    rules_dir: str | None = None
     sources: dict[str, _SourceModel] = {}
 
 
@@ -84,7 +86,14 @@ def read_secrets_file(path: Path | None) -> dict[str, str]:
     return values
 
 
-def _expand(value: str, env: Mapping[str, str], where: str) -> str:
+def environment(secrets_file: Path | None) -> dict[str, str]:
+    """What `${VAR}` reads: the environment, then the secrets file."""
+    return {**read_secrets_file(secrets_file), **os.environ}
+
+
+def expand(value: str, env: Mapping[str, str], where: str) -> str:
+    """`${VAR}` replaced from `env`; an unset or empty one is a ConfigError naming `where`."""
+
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         if not env.get(name):
@@ -100,8 +109,7 @@ def replay_guard_default(connector: str) -> bool:
     return getattr(registry.get(connector), "timestamped", None) is False
 
 
-def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
-    """Read and validate the sources file; any problem is one ConfigError naming file, source, field."""
+def _read(path: Path) -> _FileModel:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -114,7 +122,19 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path}: {loc}: {err['msg']}") from None
-    env = {**read_secrets_file(secrets_file), **os.environ}
+    return model
+
+
+def rules_dir(path: Path) -> Path | None:
+    """The rules folder the sources file names (`rules_dir`, relative to the file), or None."""
+    model = _read(path)
+    return None if model.rules_dir is None else path.parent / model.rules_dir
+
+
+def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
+    """Read and validate the sources file; any problem is one ConfigError naming file, source, field."""
+    model = _read(path)
+    env = environment(secrets_file)
     sources = {}
     for name, src in model.sources.items():
         where = f"{path}: sources.{name}"
@@ -127,7 +147,7 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
                 f"{where}.connector: unknown connector {src.connector!r}; "
                 f"installed: {', '.join(registry.names())}"
             )
-        secrets = tuple(_expand(s, env, f"{where}.secrets") for s in src.secrets)
+        secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
         if not any(secrets):
             raise ConfigError(
                 f"{where}.secrets: no usable secret; a source without one would accept "
@@ -136,14 +156,14 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
         if not all(secrets):
             raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
         options = {
-            k: _expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
+            k: expand(v, env, f"{where}.options.{k}") if isinstance(v, str) else v
             for k, v in src.options.items()
         }
         forward = src.forward and src.forward.model_copy(
             update={
-                "url": _expand(src.forward.url, env, f"{where}.forward.url"),
+                "url": expand(src.forward.url, env, f"{where}.forward.url"),
                 "headers": {
-                    k: _expand(v, env, f"{where}.forward.headers.{k}") for k, v in src.forward.headers.items()
+                    k: expand(v, env, f"{where}.forward.headers.{k}") for k, v in src.forward.headers.items()
                 },
             }
         )
