@@ -20,6 +20,7 @@ from rules.conditions import Check, Condition
 from rules.constants import TYPE_CACHE_MAX
 from rules.context import Context, context
 from rules.templates import Template
+from rules.templates import variables as template_variables
 from schemas.envelope import Envelope
 from schemas.errors import PermanentError
 from schemas.records import Record
@@ -58,6 +59,10 @@ class Action:
     type: str
     params: BaseModel  # as loaded: secrets expanded, templates as written
     templates: Mapping[str, Any]  # templated field → its value with every string compiled
+    _fixed: dict[str, Any] = field(init=False, repr=False)  # the parameters no template changes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fixed", self.params.model_dump(exclude=set(self.templates)))
 
     def render(self, variables: Mapping[str, Any]) -> tuple[BaseModel, tuple[str, ...]]:
         """The parameters for one event, and what was missing; PermanentError if they cannot be made."""
@@ -68,7 +73,7 @@ class Action:
             name: _render_tree(tree, variables, missing, name) for name, tree in self.templates.items()
         }
         try:
-            params = type(self.params).model_validate({**self.params.model_dump(), **rendered})
+            params = type(self.params).model_validate({**self._fixed, **rendered})
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
@@ -129,7 +134,7 @@ class Rule:
 
     def render(self, ctx: Context) -> list[Match]:
         """One Match per action, parameters rendered for this event."""
-        variables = {**ctx, "rule": self.name}
+        variables = template_variables(ctx, self.name)
         matches = []
         for action in self.actions:
             try:

@@ -11,11 +11,11 @@ from rules.actions import EventTag, SlackPost
 from rules.constants import CUT_MARKER, TEMPLATE_MAX_CHARS
 from rules.context import context
 from rules.loader import load_rules
-from rules.templates import Template
+from rules.templates import Template, variables
 from schemas.errors import ConfigError, PermanentError
 from tests.unit.rules_kit import ENV, event, records, rule_text, write
 
-VARIABLES = {**context(event(), records()), "rule": "big-orders"}
+VARIABLES = variables(context(event(), records()), "big-orders")
 
 
 def render(source: str) -> str:
@@ -66,8 +66,7 @@ def test_the_sandbox_refuses_at_render(source: str, refusal: str) -> None:
 )
 def test_huge_output_is_cut_with_a_marker(source: str) -> None:
     """Output is cut at TEMPLATE_MAX_CHARS and ends with the cut marker."""
-    variables = {**VARIABLES, "payload": {"big": "z" * 1_000_000}}
-    text = Template(source).render(variables).text
+    text = Template(source).render({**VARIABLES, "payload": {"big": "z" * 1_000_000}}).text
     assert len(text) == TEMPLATE_MAX_CHARS
     assert text.endswith(CUT_MARKER)
 
@@ -145,3 +144,11 @@ def test_a_template_error_in_a_rule_file_is_a_load_error(tmp_path: Path) -> None
         f"{path}: rule big-orders: actions[0].tags: "
         "template refuses '__class__': names starting with '_' are off limits"
     )
+
+
+def test_a_json_key_named_like_a_dict_method_reads_the_key() -> None:
+    """`payload.items` is the payload's "items" key, not dict.items; methods work when no key hides them."""
+    variables_ = {**VARIABLES, "payload": {"items": ["a", "b"], "n": 1}}
+    assert Template("{{ payload.items|join(',') }} {{ payload.keys()|list|length }}").render(
+        variables_
+    ).text == ("a,b 2")
