@@ -197,7 +197,8 @@ def test_a_valid_rule_loads_with_secrets_expanded_and_kept_secret(tmp_path: Path
 
 
 def test_the_documented_example_loads(tmp_path: Path) -> None:
-    """docs/examples/rules/big-orders.toml (quoted in docs/rules.md) is a valid rule."""
+    """docs/examples/rules/big-orders.toml is a valid rule, and docs/rules.md quotes it word for word."""
+    assert DOCS_EXAMPLE.read_text().strip() in (DOCS_EXAMPLE.parents[2] / "rules.md").read_text()
     rules = load_rules(DOCS_EXAMPLE.parent, sources={"shop"}, env=ENV)
     rule = rules.get("big-orders")
     assert rule is not None and rule.mode == "shadow" and rule.throttle is not None
