@@ -10,16 +10,16 @@ import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from events.settings import get_settings
 from events.sources import environment, load_sources, rules_dir
+from ops.tables import print_table
 from rules.loader import load_rules
 from rules.ruleset import Rule, RuleSet
 
 rules_cli = typer.Typer(help="Automation rules: check and list.", no_args_is_help=True)
 console = Console(soft_wrap=True)
-TABLE_ROOM = 48  # columns the table needs besides the name column
+TABLE_ROOM = 48  # columns a rules table needs besides the name column
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DirOpt = Annotated[
@@ -49,31 +49,27 @@ def _row(rule: Rule) -> dict[str, Any]:
 
 
 def _print_rules(rules: RuleSet) -> None:
-    """A table; where the longest name leaves no room for one, a block per rule (a name is never cut)."""
-    longest = max((len(r.name) for r in rules.rules), default=4)
+    """A table; when the longest name leaves the other columns no room, a block per rule instead
+    (at 80 columns a 63-character name would squeeze types and actions out of the table)."""
+    headers = ["name", "mode", "enabled", "types", "actions"]
     rows = [
-        (
-            escape(r.name),
+        [
+            r.name,
             r.mode,
             "yes" if r.enabled else "no",
-            escape(", ".join(r.types)),
-            escape(", ".join(a.type for a in r.actions)),
-        )
+            ", ".join(r.types),
+            ", ".join(a.type for a in r.actions),
+        ]
         for r in rules.rules
     ]
-    if longest + TABLE_ROOM > console.width:
-        for name, mode, enabled, types, actions in rows:
-            console.print(
-                f"[bold]{name}[/]\n  mode {mode} · enabled {enabled} · types {types} · actions {actions}"
-            )
+    if max((len(r.name) for r in rules.rules), default=0) + TABLE_ROOM <= console.width:
+        print_table(console, headers, rows, keep=["name"])
         return
-    table = Table()
-    table.add_column("name", no_wrap=True, min_width=longest)
-    for column in ("mode", "enabled", "types", "actions"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    for name, *details in rows:
+        console.print(escape(name))
+        console.print(
+            "  " + " · ".join(f"{h} {escape(v)}" for h, v in zip(headers[1:], details, strict=True))
+        )
 
 
 def _print_json(data: Any) -> None:
