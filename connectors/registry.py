@@ -5,36 +5,22 @@ Each is loaded once and checked then: `get` answers the typed `ConnectorSpec`, n
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
-
 from connectors.base import ConnectorSpec
 from schemas.errors import ConfigError
+from schemas.plugins import Plugins
 
 GROUP = "hookyard.connectors"
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
-def names() -> list[str]:
-    return sorted(_entry_points())
-
-
-def origin(name: str) -> str:
-    """The distribution that provides a connector (``hookyard`` for the built-in ones)."""
-    ep = _entry_points()[name]
-    return ep.dist.name if ep.dist is not None else "?"
-
-
-@cache
-def get(name: str) -> ConnectorSpec:
-    """The connector a source's `connector = "<name>"` means; ConfigError when it is absent or unsound."""
-    ep = _entry_points().get(name)
-    if ep is None:
-        raise ConfigError(f"unknown connector {name!r}; installed: {', '.join(names()) or 'none'}")
-    spec = ConnectorSpec.of(ep.load())
+def checked_spec(name: str, plugin: object, where: str) -> ConnectorSpec:
+    """The spec of a loaded connector, refused unless it answers to the name it is registered under."""
+    spec = ConnectorSpec.of(plugin)
     if spec.name != name:
-        raise ConfigError(f"connector {name!r} from {ep.value} calls itself {spec.name!r}; make them equal")
+        raise ConfigError(f"connector {name!r} from {where} calls itself {spec.name!r}; make them equal")
     return spec
+
+
+_PLUGINS = Plugins[ConnectorSpec](GROUP, "connector", checked_spec)
+names = _PLUGINS.names
+origin = _PLUGINS.origin
+get = _PLUGINS.get

@@ -14,6 +14,7 @@
 expanded in secrets, string options and the forward block, and then everything is validated: a
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
+A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class _SourceModel(BaseModel):
 
 class _FileModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    rules_dir: str | None = None
     sources: dict[str, _SourceModel] = {}
 
 
@@ -134,7 +136,14 @@ def read_secrets_file(path: Path | None) -> dict[str, str]:
     return values
 
 
-def _expand(value: str, env: Mapping[str, str], where: str) -> str:
+def environment(secrets_file: Path | None) -> dict[str, str]:
+    """What `${VAR}` reads: the environment, then the secrets file."""
+    return {**read_secrets_file(secrets_file), **os.environ}
+
+
+def expand(value: str, env: Mapping[str, str], where: str) -> str:
+    """`${VAR}` replaced from `env`; an unset or empty one is a ConfigError naming `where`."""
+
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
         if not env.get(name):
@@ -152,7 +161,7 @@ def replay_guard_default(connector: ConnectorSpec) -> bool:
 
 def _expand_strings(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, Any]:
     """The table with ${VAR} expanded in its string values (other values are left to validation)."""
-    return {k: _expand(v, env, f"{where}.{k}") if isinstance(v, str) else v for k, v in table.items()}
+    return {k: expand(v, env, f"{where}.{k}") if isinstance(v, str) else v for k, v in table.items()}
 
 
 def _forward(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Forward:
@@ -165,8 +174,7 @@ def _forward(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Forw
         raise config_error(where, exc) from None
 
 
-def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
-    """Read and validate the sources file; any problem is one ConfigError naming file, source, field."""
+def _read(path: Path) -> _FileModel:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -179,7 +187,19 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path}: {loc}: {err['msg']}") from None
-    env = {**read_secrets_file(secrets_file), **os.environ}
+    return model
+
+
+def rules_dir(path: Path) -> Path | None:
+    """The rules folder the sources file names (`rules_dir`, relative to the file), or None."""
+    model = _read(path)
+    return None if model.rules_dir is None else path.parent / model.rules_dir
+
+
+def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Source]:
+    """Read and validate the sources file; any problem is one ConfigError naming file, source, field."""
+    model = _read(path)
+    env = environment(secrets_file)
     sources = {}
     for name, src in model.sources.items():
         where = f"{path}: sources.{name}"
@@ -196,7 +216,7 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             connector = registry.get(src.connector)
         except ConfigError as exc:
             raise ConfigError(f"{where}.connector: {exc}") from None
-        secrets = tuple(_expand(s, env, f"{where}.secrets") for s in src.secrets)
+        secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
         if not any(secrets):
             raise ConfigError(
                 f"{where}.secrets: no usable secret; a source without one would accept "

@@ -27,6 +27,7 @@ from events.dlq import parse_value, set_path
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
+from ops.cli_rules import rules_cli
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
@@ -42,6 +43,7 @@ cli.add_typer(connectors_cli, name="connectors")
 cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
+cli.add_typer(rules_cli, name="rules")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -1,0 +1,9 @@
+"""Names and limits of the rules package, in one place."""
+
+ACTIONS_GROUP = "hookyard.actions"  # entry-point group of action types
+RULE_FILES = "*.toml"  # one rule per file, in the folder the sources file names (rules_dir)
+
+TEMPLATE_MAX_CHARS = 4000  # a rendered template longer than this is cut …
+CUT_MARKER = "…[cut]"  # … and ends with this marker (the marker counts in the limit)
+TEMPLATE_MAX_POWER = 1024  # largest exponent `**` accepts in a template
+TYPE_CACHE_MAX = 4096  # event types whose candidate rules are remembered before the cache starts over
