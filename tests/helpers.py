@@ -71,3 +71,21 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class SleepClock:
+    """Unix seconds that move only when told to, or when something sleeps on them (no wall-clock waits)."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = float(now)
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
