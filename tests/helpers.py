@@ -89,3 +89,13 @@ class SleepClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
+
+def most_in_span(times: list[float], span_s: float) -> int:
+    """The largest number of sorted `times` inside any half-open span of `span_s` seconds."""
+    best, first = 0, 0
+    for last, t in enumerate(times):
+        while times[first] <= t - span_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

@@ -19,7 +19,7 @@ from connectors.budget import (
 )
 from connectors.keys import budget_key
 from schemas.errors import ConfigError, PermanentError, Throttled
-from tests.helpers import SleepClock
+from tests.helpers import SleepClock, most_in_span
 
 
 @pytest.fixture
@@ -42,16 +42,6 @@ def greedy(b: Budget, clock: SleepClock, until_s: float, **kwargs: object) -> li
         else:
             clock.advance(wait)
     return admitted
-
-
-def most_in_span(times: list[float], span_s: float) -> int:
-    """The largest number of times inside any half-open span of `span_s` seconds."""
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - span_s:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def test_window_paces_at_the_vendor_rate() -> None:
