@@ -19,6 +19,9 @@ per request (3,500 a minute for a Klaviyo XL endpoint).
 we do not know. GCRA with burst `b` and rate `r` admits at most `b + r·L − 1` units in any span `L`;
 `Limit.window` picks `r` so that any span of `period + jitter_s` admits at most the vendor's count.
 A request that reaches the vendor up to `jitter_s` later than we admitted it still fits its window.
+The burst holds one unit more than the largest debit and the reserve (`CATCH_UP`): a caller that
+wakes a little after its turn (sleep overshoot, a lost race with another process) spends it instead
+of losing the slot; with a burst of one, every late wake-up is capacity lost for good.
 
 **Priority.** Real-time work (event-driven fetches) may use a limit's whole burst; backfills only
 `burst − reserve`. While backfills saturate a limit the reserve stays free, so a real-time call goes
@@ -46,7 +49,8 @@ from connectors import metrics
 from connectors.keys import budget_key
 from schemas.errors import ConfigError, PermanentError, Throttled
 
-JITTER_S = 0.05  # how much later than admitted a request may reach the vendor and still fit its window
+JITTER_S = 0.02  # how much later than admitted a request may reach the vendor and still fit its window
+CATCH_UP = 1.0  # burst units a window limit keeps so late callers catch up (see the module docstring)
 MIN_SLEEP_S = 0.001  # a wait is never shorter, so a contended loop cannot spin
 
 
@@ -99,9 +103,9 @@ class Limit:
     ) -> Limit:
         """A vendor's fixed window of `count` units per `period_s`, its edges unknown: any span of
         `period_s + jitter_s` admits at most `count`. `largest` is the biggest single debit."""
-        burst = largest + reserve
-        if not (0 < period_s < math.inf) or jitter_s < 0 or count < burst:
+        if not (0 < period_s < math.inf) or jitter_s < 0 or count < largest + reserve:
             raise ConfigError(f"limit {name}: needs count >= largest + reserve and a positive period")
+        burst = min(count, largest + reserve + CATCH_UP)
         rate = (count + 1 - burst) / (period_s + jitter_s)
         return cls(name, rate, burst, reserve, unit, optional)
 
@@ -192,7 +196,7 @@ if ARGV[1] == 'acquire' then
     tats[i] = tat_of(key) + tonumber(ARGV[at + 3]) * interval
     wait = math.max(wait, tats[i] - tolerance - now)
   end
-  if wait > 0 then return {0, up(wait)} end
+  if wait > 0.000001 then return {0, up(wait)} end  -- within the stored precision is now
   for i, key in ipairs(KEYS) do store(key, tats[i]) end
   return {1, '0'}
 end
