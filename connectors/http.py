@@ -207,7 +207,7 @@ class VendorClient:
         self.hooks = hooks or Hooks()
         self.budget, self.breaker = budget, breaker
         self.http = http or process_client()
-        self.timeout = timeouts.httpx() if timeouts else None
+        self.timeout = timeouts.httpx() if timeouts else httpx.USE_CLIENT_DEFAULT  # never None: no limit
         self.retry, self.max_wait_s = retry, max_wait_s
         self._clock, self._sleep, self._rand, self._new_key = clock, sleep, rand, new_key
 

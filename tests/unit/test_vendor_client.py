@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from connectors.breaker import Breaker
 from connectors.budget import Budget, Limit, Priority
-from connectors.http import Hooks, VendorClient, process_client
+from connectors.http import Hooks, Timeouts, VendorClient, make_http_client, process_client
 from schemas.errors import (
     CircuitOpen,
     MalformedAnswer,
@@ -382,3 +382,18 @@ def test_one_http_client_per_process() -> None:
     """Clients built without `http=` share the process's one httpx client."""
     assert process_client() is process_client()
     assert VendorClient("v", "a", "https://x.test").http is process_client()
+
+
+def test_timeouts_are_explicit() -> None:
+    """Every request carries connect/read/write/pool timeouts: the client's, or the caller's own."""
+    seen: list[dict[str, float]] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return ok()
+
+    http = make_http_client(transport=httpx.MockTransport(vendor))
+    VendorClient("v", "a", "https://x.test", http=http).call("GET", "/")
+    VendorClient("v", "a", "https://x.test", http=http, timeouts=Timeouts(read_s=90)).call("GET", "/")
+    assert seen[0] == {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 5.0}
+    assert seen[1] == {"connect": 5.0, "read": 90.0, "write": 30.0, "pool": 5.0}
