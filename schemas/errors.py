@@ -10,9 +10,13 @@ HookyardError
 │   └── UnsupportedMediaError 415
 └── ProcessingError        raised while a worker handles an event
     ├── TransientError     try again later (network, timeout, 5xx, 429, database hiccup)
+    │   ├── Throttled          a rate budget or the vendor says wait longer than a call may sleep
+    │   ├── CircuitOpen        the vendor account's circuit breaker is open: fail fast until the probe
+    │   └── MalformedAnswer    a vendor's 2xx whose body is not the JSON it should be
     └── PermanentError     retrying cannot help: dead-letter at once
         ├── InvalidPayload           a known event the canonical schema refuses
-        └── ReauthorizationRequired  the vendor refused our credentials (401/403)
+        ├── ReauthorizationRequired  the vendor refused our credentials (401/403)
+        └── PaginationLoop           a vendor handed back a cursor it had already given
 """
 
 from __future__ import annotations
@@ -97,6 +101,19 @@ class TransientError(ProcessingError):
         self.retry_after_s = retry_after_s
 
 
+class Throttled(TransientError):
+    """A rate budget (ours or the vendor's) asks for a wait longer than a call may sleep in process."""
+
+
+class CircuitOpen(TransientError):
+    """The vendor account's breaker is open; `retry_after_s` is the time until the next probe."""
+
+
+class MalformedAnswer(TransientError):
+    """A 2xx whose body does not parse. Transient: a truncated body or a proxy's error page clears up,
+    and attempts are bounded, so one that never does still ends in the dead letters."""
+
+
 class PermanentError(ProcessingError):
     """Retrying cannot help; the event goes to the dead letters."""
 
@@ -107,3 +124,8 @@ class ReauthorizationRequired(PermanentError):
 
 class InvalidPayload(PermanentError):
     """A known event type whose payload does not fit its canonical record (fix it with `dlq edit`)."""
+
+
+class PaginationLoop(PermanentError):
+    """A page handed back a cursor (or the same page) already seen: following it would never end.
+    Permanent: resuming from the saved cursor would meet the same page again."""

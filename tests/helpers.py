@@ -78,3 +78,31 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class SleepClock:
+    """Unix seconds that move only when told to, or when something sleeps on them (no wall-clock waits)."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = float(now)
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def most_in_span(times: list[float], span_s: float) -> int:
+    """The largest number of sorted `times` inside any half-open span of `span_s` seconds."""
+    best, first = 0, 0
+    for last, t in enumerate(times):
+        while times[first] <= t - span_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
