@@ -23,6 +23,7 @@ from events import metrics
 from events.db import ACCEPTED
 from events.ids import new_event_id
 from events.inbox import Inbox
+from events.migrate import missing_schema
 from events.publisher import Publisher
 from events.settings import Settings
 from events.sources import Source
@@ -49,6 +50,16 @@ def media_type(headers: Mapping[str, str]) -> str:
 
 class ServiceUnavailable(Exception):
     """The inbox could not commit: answer 503 with Retry-After, the vendor will retry."""
+
+    reason = "cannot_persist"
+    detail = "events cannot be stored right now; retry later"
+
+
+class NotMigrated(ServiceUnavailable):
+    """The database lacks Hookyard's tables or columns: someone has to run `hookyard migrate`."""
+
+    reason = "not_migrated"
+    detail = "events cannot be stored until the database schema is installed; retry later"
 
 
 class Overloaded(IngressError):
@@ -119,9 +130,11 @@ class Ingress:
             if isinstance(exc, Overloaded):
                 extra["retry-after"] = str(self.settings.ingress.retry_after_s)
             log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
+            if isinstance(exc, VerificationError):
+                metrics.VERIFICATION_FAILURES.labels(name, exc.code).inc()
         except ServiceUnavailable as exc:
-            status, reason = 503, "cannot_persist"
-            body = {"error": reason, "detail": "events cannot be stored right now; retry later"}
+            status, reason = 503, exc.reason
+            body = {"error": reason, "detail": exc.detail}
             extra = {"retry-after": str(self.settings.ingress.retry_after_s)}
             log.error("ingress.rejected", status=status, reason=reason, detail=str(exc))
         except Exception:
@@ -130,7 +143,7 @@ class Ingress:
             log.exception("ingress.failed")
         extra["x-request-id"] = request_id
         await respond(send, status, body, extra)
-        known = name if name in self.sources else "_unknown"
+        known = name if name in self.sources else metrics.UNKNOWN_SOURCE
         metrics.REQUESTS.labels(known, str(status), reason).inc()
         metrics.LATENCY.labels(known).observe(time.perf_counter() - started)
         structlog.contextvars.unbind_contextvars("request_id", "source")
@@ -213,6 +226,8 @@ class Ingress:
         try:
             inserted = await self.inbox.add(rows)
         except Exception as exc:
+            if missing_schema(exc):
+                raise NotMigrated("the database has no Hookyard schema: run `hookyard migrate`") from exc
             raise ServiceUnavailable(repr(exc)) from exc
         new = [r["id"] for r in rows if r["id"] in inserted]
         metrics.EVENTS.labels(source.name, "new").inc(len(new))

@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 
 from connectors import registry
+from events import metrics
 from events.db import (
     ACCEPTED,
     DEAD,
@@ -316,6 +317,12 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
         source = ctx.sources.get(row.source)
         outcomes[row.id] = fail(engine, row, token, error, policy_for(row.vendor, source), started, ctx.rand)
         log.warning("event.failed", error=repr(error), outcome=str(outcomes[row.id]))
+        if outcomes[row.id] in (Outcome.RETRY, Outcome.DEAD):
+            counter = metrics.RETRIES if outcomes[row.id] is Outcome.RETRY else metrics.DEAD_LETTERS
+            counter.labels(row.source, type(error).__name__).inc()
+    elapsed_s = (utcnow() - started).total_seconds()
+    for row in rows:
+        metrics.PROCESSING.labels(row.source, str(outcomes[row.id])).observe(elapsed_s)
     return outcomes
 
 
@@ -344,6 +351,7 @@ def _finish(
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
+            metrics.END_TO_END.labels(row.source).observe((utcnow() - row.received_at).total_seconds())
         else:
             log.warning("event.lease_lost", event_id=row.id, source=row.source)
     return {row.id: Outcome.DONE if row.id in done else Outcome.LOST_LEASE for row, _ in ready}

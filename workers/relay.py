@@ -12,6 +12,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import Engine, update
 
+from events import metrics
 from events.db import events, utcnow
 from events.queue import publish
 from workers.processing import due_for_relay
@@ -37,5 +38,7 @@ def relay(engine: Engine, *, grace_s: float, limit: int) -> int:
                     relay_at=now + timedelta(seconds=grace_s * 2**doublings), relayed=events.c.relayed + 1
                 )
             )
+    for row in rows:
+        metrics.RELAYED.labels(row.vendor).inc()
     log.info("relay.published", events=len(rows))
     return len(rows)
