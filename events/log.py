@@ -21,6 +21,7 @@ import structlog
 from structlog.types import Processor
 
 JSON, CONSOLE = "json", "console"
+QUIETER = {"alembic": logging.WARNING}  # its INFO lines (plugins, context) say nothing to an operator
 
 
 def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
@@ -54,4 +55,6 @@ def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    for name, floor in QUIETER.items():
+        logging.getLogger(name).setLevel(max(floor, numeric))
     logging.captureWarnings(True)

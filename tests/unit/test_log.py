@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from events.log import configure_logging
+from events.log import QUIETER, configure_logging
 
 
 @pytest.fixture
@@ -19,10 +19,13 @@ def restore_logging() -> Iterator[None]:
     """Put structlog and the root logger back as they were (other tests capture structlog events)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    quieter = {name: logging.getLogger(name).level for name in QUIETER}
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, old in quieter.items():
+        logging.getLogger(name).setLevel(old)
     logging.captureWarnings(False)
 
 
@@ -86,5 +89,16 @@ def test_level_filters_both_roads(capsys: pytest.CaptureFixture[str]) -> None:
     logging.getLogger("celery.worker").info("quiet theirs")
     structlog.get_logger().warning("loud.ours")
     logging.getLogger("celery.worker").warning("loud theirs")
+    logging.getLogger("alembic.runtime.plugins").warning("loud alembic")
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
-    assert events == ["loud.ours", "loud theirs"]
+    assert events == ["loud.ours", "loud theirs", "loud alembic"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_alembic_chatter_is_left_out(capsys: pytest.CaptureFixture[str]) -> None:
+    """Alembic's INFO lines (plugin set-up, each schema check) would fill the web log: warnings only."""
+    configure_logging("json", "INFO")
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.schemas")
+    logging.getLogger("alembic.runtime.migration").warning("a real problem")
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["a real problem"]
