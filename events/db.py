@@ -258,10 +258,13 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connect_timeout_s: float | None = None) -> Engine:
     url = sync_url(url)
     _ensure_sqlite_dir(url)
-    engine = create_engine(url, pool_pre_ping=True, **JSON_CODEC)
+    kwargs: dict[str, Any] = dict(JSON_CODEC)
+    if connect_timeout_s is not None and not url.startswith("sqlite"):
+        kwargs["connect_args"] = {"connect_timeout": max(int(connect_timeout_s), 1)}
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -20,6 +20,7 @@ from connectors import registry
 from connectors.base import AnswerHandshake, ConnectorSpec, Parsed
 from events import metrics
 from events.inbox import Arrival, Inbox, Stored
+from events.migrate import missing_schema
 from events.publisher import Publisher
 from events.settings import Settings
 from events.sources import Source
@@ -48,6 +49,16 @@ def media_type(headers: Mapping[str, str]) -> str:
 
 class ServiceUnavailable(Exception):
     """The inbox could not commit: answer 503 with Retry-After, the vendor will retry."""
+
+    reason = "cannot_persist"
+    detail = "events cannot be stored right now; retry later"
+
+
+class NotMigrated(ServiceUnavailable):
+    """The database lacks Hookyard's tables or columns: someone has to run `hookyard migrate`."""
+
+    reason = "not_migrated"
+    detail = "events cannot be stored until the database schema is installed; retry later"
 
 
 class Overloaded(IngressError):
@@ -150,9 +161,11 @@ class Ingress:
             if isinstance(exc, Overloaded):
                 extra["retry-after"] = str(self.settings.ingress.retry_after_s)
             log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
+            if isinstance(exc, VerificationError):
+                metrics.VERIFICATION_FAILURES.labels(name, exc.code).inc()
         except ServiceUnavailable as exc:
-            status, reason = 503, "cannot_persist"
-            body = {"error": reason, "detail": "events cannot be stored right now; retry later"}
+            status, reason = 503, exc.reason
+            body = {"error": reason, "detail": exc.detail}
             extra = {"retry-after": str(self.settings.ingress.retry_after_s)}
             log.error("ingress.rejected", status=status, reason=reason, detail=str(exc))
         except Exception:
@@ -161,7 +174,7 @@ class Ingress:
             log.exception("ingress.failed")
         extra["x-request-id"] = request_id
         await respond(send, status, body, extra)
-        known = name if name in self.sources else "_unknown"
+        known = name if name in self.sources else metrics.UNKNOWN_SOURCE
         metrics.REQUESTS.labels(known, str(status), reason).inc()
         metrics.LATENCY.labels(known).observe(time.perf_counter() - started)
         structlog.contextvars.unbind_contextvars("request_id", "source")
@@ -226,6 +239,8 @@ class Ingress:
         except IngressError:
             raise  # this delivery's own data cannot be stored: 400, and nothing is lost by saying so
         except Exception as exc:
+            if missing_schema(exc):
+                raise NotMigrated("the database has no Hookyard schema: run `hookyard migrate`") from exc
             raise ServiceUnavailable(repr(exc)) from exc
         metrics.EVENTS.labels(source.name, "new").inc(len(stored.new))
         metrics.EVENTS.labels(source.name, "duplicate").inc(stored.duplicates)

@@ -6,13 +6,16 @@ consume them. It names tasks by string, so it never imports `workers`.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from celery import Celery
+from celery.signals import setup_logging
 
+from events.log import configure_logging
 from events.settings import Settings, get_settings
 
 log = structlog.get_logger()
@@ -24,6 +27,7 @@ PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
 PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
+PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
 
 def vendor_queue(vendor: str) -> str:
@@ -67,6 +71,14 @@ app = Celery("hookyard", include=["workers.tasks"])
 app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(get_settings())), weak=False)
 
 
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Celery leaves logging alone when this signal has a receiver: its records (worker, beat, task
+    trace) reach the root logger, which renders them like every other line (`events.log`)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
 def publish(items: Iterable[tuple[str, str]]) -> int:
     """Send (event_id, vendor) pairs to their vendor queues, up to PROCESS_BATCH_MAX ids a message,
     over one connection; return how many ids were sent."""
@@ -81,6 +93,7 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
                     args=[ids[start : start + PROCESS_BATCH_MAX]],
                     queue=vendor_queue(vendor),
                     producer=producer,
+                    headers={PUBLISHED_AT: time.time()},
                 )
     return sum(len(ids) for ids in by_vendor.values())
 
@@ -90,3 +103,9 @@ def connect_publisher() -> None:
     events their latency); if the broker is down, carry on: the relay covers what is not published."""
     with app.producer_or_acquire() as producer:
         producer.connection.ensure_connection(max_retries=1)
+
+
+def probe_broker(timeout_s: float) -> None:
+    """Open and close a broker connection (raises when the broker cannot be reached): readiness."""
+    with app.connection_for_write(connect_timeout=timeout_s) as conn:
+        conn.ensure_connection(max_retries=0, timeout=timeout_s)

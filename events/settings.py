@@ -43,6 +43,14 @@ class RetentionSettings(BaseModel):
     interval_s: float = 3600.0
 
 
+class MetricsSettings(BaseModel):
+    # Each `hookyard web` / `hookyard worker` keeps its processes' metric files in a directory of its
+    # own under this one; `/metrics` on the web app adds up every directory here (one machine).
+    dir: Path = DATA_DIR / "metrics"
+    inbox_cache_s: float = 5.0  # the inbox gauges are read from the database at most this often
+    check_timeout_s: float = 2.0  # /readyz checks and the inbox gauges' query give up after this
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -57,6 +65,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 @cache

@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from connectors import registry
 from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
+from events.log import JSON, configure_logging
+from events.multiprocess import prepare_process_dir
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
@@ -123,14 +125,17 @@ def web(
     _sources()  # refuse to start on a bad config, before binding the port
     import uvicorn
 
-    from ops.web import JsonErrorsProtocol
-
+    settings = get_settings()
+    prepare_process_dir(settings.metrics.dir, "web")  # before any metric exists, here or in a worker
+    configure_logging(settings.log_format, settings.log_level)
+    from ops.web import JsonErrorsProtocol  # imports the metrics: only once their directory is chosen
     uvicorn.run(
         "ops.web:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        log_config=None,  # uvicorn's records reach the root logger, rendered by events.log
         log_level="warning",
         access_log=False,
         loop="auto",
@@ -152,13 +157,23 @@ def worker(
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
     beat: Annotated[bool, typer.Option("--beat", help="Embed the scheduler (one per system!).")] = False,
     pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's metrics on this port (a machine without `hookyard web`)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker on the vendor queues."""
     configured = _sources()  # refuse to start on a bad config, even with --queues
+    settings = get_settings()
+    prepare_process_dir(settings.metrics.dir, "worker")  # before any metric exists, here or in a child
+    configure_logging(settings.log_format, settings.log_level)  # Celery warns before it sets up logging
     from events.queue import app
 
-    settings = get_settings()
+    if metrics_port is not None:
+        _serve_worker_metrics(metrics_host, metrics_port)
     argv = [
+        *_celery_quiet(),
         "worker",
         "--loglevel",
         "INFO",
@@ -183,8 +198,34 @@ def beat() -> None:
     _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     DATA_DIR.mkdir(exist_ok=True)
-    app.start(["beat", "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")])
+    argv = [
+        *_celery_quiet(),
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(DATA_DIR / "celerybeat-schedule"),
+    ]
+    app.start(argv)
+
+
+def _celery_quiet() -> list[str]:
+    """No plain-text start-up banner when every line must be JSON."""
+    return ["--quiet"] if get_settings().log_format == JSON else []
+
+
+def _serve_worker_metrics(host: str, port: int) -> None:
+    """The metrics of this worker and its pool children, on their own port (Prometheus text format)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from events.exposition import own_collector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(own_collector())
+    start_http_server(port, addr=host, registry=registry)
 
 
 @cli.command()

@@ -1,16 +1,21 @@
-"""The ASGI application: the webhook hot path plus health and metrics.
+"""The ASGI application: the webhook hot path plus liveness, readiness and metrics.
 
-`/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app.
+`/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app:
+`/healthz` (the process answers; touches nothing), `/readyz` (database, schema and broker, see
+`events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox gauges) and
+the operator API under `/v1`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,16 +24,21 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from events import metrics
 from events.db import make_async_engine, make_engine
+from events.exposition import InboxCollector, machine_collector
 from events.inbox import Inbox
 from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
 from events.log import configure_logging
+from events.multiprocess import mark_dead
 from events.publisher import Publisher
-from events.queue import connect_publisher
+from events.queue import connect_publisher, probe_broker
+from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
 
 log = structlog.get_logger()
+
+REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1")
 
 PARSE_ERROR = orjson.dumps(
     {
@@ -53,7 +63,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
 
 class HookyardApp:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, probe: Callable[[float], None] = probe_broker) -> None:
         self.settings = settings
         self.sources = load_sources(settings.config, settings.secrets_file)
         self.engine = make_async_engine(
@@ -67,10 +77,20 @@ class HookyardApp:
         )
         self.publisher = Publisher(linger_s=settings.ingress.publish_linger_s)
         self.ingress = Ingress(settings, self.sources, self.inbox, self.publisher)
-        self.sync_engine = make_engine(settings.database_url.get_secret_value())
+        timeout_s = settings.metrics.check_timeout_s
+        self.sync_engine = make_engine(settings.database_url.get_secret_value(), connect_timeout_s=timeout_s)
+        self.readiness = Readiness(self.sync_engine, lambda: probe(timeout_s), timeout_s)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(machine_collector(settings.metrics.dir))
+        self.registry.register(
+            InboxCollector(
+                self.sync_engine, self.sources, cache_s=settings.metrics.inbox_cache_s, timeout_s=timeout_s
+            )
+        )
         self.rest = Starlette(
             routes=[
                 Route("/healthz", self.health),
+                Route("/readyz", self.ready),
                 Route("/metrics", self.metrics),
                 Mount("/v1", app=create_api(self.sync_engine, self.sources)),
             ]
@@ -81,7 +101,7 @@ class HookyardApp:
             await self.lifespan(receive, send)
         elif scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.ingress(scope, receive, send)
-        elif scope["type"] == "http" and not scope["path"].startswith(("/healthz", "/metrics", "/v1")):
+        elif scope["type"] == "http" and not scope["path"].startswith(REST_PATHS):
             await respond(send, 404, {"error": "not_found", "detail": f"no route {scope['path']}"})
         else:
             await self.rest(scope, receive, send)
@@ -92,26 +112,32 @@ class HookyardApp:
             if message["type"] == "lifespan.startup":
                 await self.inbox.start()
                 await self.publisher.start(warm=connect_publisher)
-                log.info("ingress.started", sources=sorted(self.sources))
+                checks = await self.readiness.check()  # logs what is wrong, e.g. "run hookyard migrate"
+                log.info("ingress.started", sources=sorted(self.sources), ready=is_ready(checks), **checks)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.publisher.stop()
                 await self.inbox.stop()
                 await self.engine.dispose()
+                self.readiness.close()
                 self.sync_engine.dispose()
+                mark_dead(os.getpid())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def health(self, request: Request) -> Response:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "database": repr(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "sources": sorted(self.sources)})
+        """Liveness: the process answers. Touches nothing, so a database outage never restarts it."""
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        checks = await self.readiness.check()
+        ready = is_ready(checks)
+        body = {"status": "ready" if ready else "not_ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = await asyncio.to_thread(generate_latest, self.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app() -> Any:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select,
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
+from events import metrics
 from events.db import (
     AttemptOutcome,
     EventState,
@@ -328,6 +329,12 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
         policy = policy_for(row.vendor, ctx.sources.get(row.source))
         outcomes[row.id] = fail(engine, row, token, error, policy, started, ctx.clock(), ctx.rand)
         log.warning("event.failed", error=repr(error), outcome=str(outcomes[row.id]))
+        if outcomes[row.id] in (Outcome.RETRY, Outcome.DEAD):
+            counter = metrics.RETRIES if outcomes[row.id] is Outcome.RETRY else metrics.DEAD_LETTERS
+            counter.labels(row.source, type(error).__name__).inc()
+    elapsed_s = (utcnow() - started).total_seconds()
+    for row in rows:
+        metrics.PROCESSING.labels(row.source, str(outcomes[row.id])).observe(elapsed_s)
     return outcomes
 
 
@@ -385,6 +392,7 @@ def _finish(
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
+            metrics.END_TO_END.labels(row.source).observe((utcnow() - row.received_at).total_seconds())
         else:
             log.warning("event.lease_lost", event_id=row.id, source=row.source)
     return {row.id: Outcome.DONE if row.id in done else Outcome.LOST_LEASE for row, _ in ready}

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, select, update
 
+from events import metrics
 from events.db import UNFINISHED, events
 from events.queue import publish
 
@@ -49,5 +50,7 @@ def relay(engine: Engine, *, now: datetime, grace_s: float, limit: int) -> int:
                     relay_at=now + timedelta(seconds=grace_s * 2**doublings), relayed=events.c.relayed + 1
                 )
             )
+    for row in rows:
+        metrics.RELAYED.labels(row.vendor).inc()
     log.info("relay.published", events=len(rows))
     return len(rows)

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import httpx
 import structlog
 from celery import Task
-from celery.signals import worker_process_init
+from celery.apps.worker import install_worker_term_handler
+from celery.signals import (
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from sqlalchemy import Engine
 
 from connectors import registry
+from events import metrics
 from events.db import make_engine, utcnow
 from events.log import configure_logging
-from events.queue import PROCESS_TASK, RELAY_TASK, RETENTION_TASK, app
+from events.multiprocess import mark_dead
+from events.queue import PROCESS_TASK, PUBLISHED_AT, QUEUE_PREFIX, RELAY_TASK, RETENTION_TASK, app
 from events.settings import get_settings
 from events.sources import load_sources
 from workers import processing
 from workers.relay import relay as run_relay
 from workers.retention import prune
+
+log = structlog.get_logger()
 
 
 @cache
@@ -54,14 +68,52 @@ def _init_process(**_: object) -> None:
         pass
 
 
+@task_prerun.connect
+def _bind_task(task_id: str, task: Task, **_: object) -> None:
+    """Every line a task writes (ours and Celery's) carries its id and name, and nothing of the task
+    before it in this process."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
+
+
+@worker_process_shutdown.connect
+def _process_exit(pid: int, **_: object) -> None:
+    mark_dead(pid)
+
+
+@worker_ready.connect
+def _quiet_term_handler(sender: Any, **_: object) -> None:
+    """Celery writes `worker: Warm shutdown (MainProcess)` to stdout as plain text on SIGTERM; keep
+    the warm shutdown and say it in a structured line instead (`worker.stopping`)."""
+    install_worker_term_handler(sender, verbose=False)
+
+
+@worker_shutdown.connect
+def _stopping(**_: object) -> None:
+    log.info("worker.stopping")
+
+
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
 def process_events(self: Task, event_ids: list[str]) -> list[str]:
     """Claimed and finished together, each on its own lease: a worker dying half-way leaves its
     events to the relay, and done ones stay done."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(task_id=self.request.id)
+    started = time.time()
     outcomes = processing.process_many(engine(), event_ids, _context(os.getpid()))
+    _observe_queue_wait(self.request, started, outcomes.values())
     return [str(outcomes[event_id]) for event_id in event_ids]
+
+
+def _observe_queue_wait(request: Any, claimed_at: float, outcomes: Iterable[processing.Outcome]) -> None:
+    """Once per event this message got claimed: claim time minus the message's publish time
+    (a message without the header, from an older publisher, is not measured)."""
+    published = getattr(request, PUBLISHED_AT, None)
+    if not isinstance(published, int | float):
+        return
+    routing_key = str((request.delivery_info or {}).get("routing_key") or "")
+    histogram = metrics.QUEUE_WAIT.labels(routing_key.removeprefix(QUEUE_PREFIX) or "unknown")
+    for outcome in outcomes:
+        if outcome is not processing.Outcome.SKIPPED:
+            histogram.observe(max(claimed_at - published, 0.0))
 
 
 @app.task(name=RELAY_TASK)

@@ -35,8 +35,8 @@ def redis_url(worker_id_num: int) -> Iterator[str]:
     client.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+def require_postgres() -> None:
+    """Skip (locally) or fail (CI) when the test PostgreSQL does not answer."""
     probe = create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with probe.connect() as conn:
@@ -45,6 +45,11 @@ def pg_url() -> Iterator[str]:
         need("PostgreSQL", exc)
     finally:
         probe.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    require_postgres()
     with postgres_database(PG_ADMIN_URL) as url:
         yield url
 

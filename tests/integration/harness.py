@@ -108,9 +108,9 @@ class Stack:
         self.processes.append(proc)
         return proc
 
-    def start_web(self, **env: str) -> Process:
+    def start_web(self, *, workers: int = 1, **env: str) -> Process:
         self.port = free_port()
-        proc = self.spawn("web", "web", "--port", str(self.port), **env)
+        proc = self.spawn("web", "web", "--port", str(self.port), "--workers", str(workers), **env)
         # up means answering; /healthz says 503 when the database is down, and that is a test too
         wait_for(
             lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503),
@@ -119,8 +119,8 @@ class Stack:
         )
         return proc
 
-    def start_worker(self, *, beat: bool = True, concurrency: int = 2, **env: str) -> Process:
-        args = ["worker", "--concurrency", str(concurrency)] + (["--beat"] if beat else [])
+    def start_worker(self, *extra: str, beat: bool = True, concurrency: int = 2, **env: str) -> Process:
+        args = ["worker", "--concurrency", str(concurrency), *extra] + (["--beat"] if beat else [])
         proc = self.spawn("worker", *args, **env)
         wait_for(
             lambda: b"ready." in proc.log.read_bytes(),
@@ -190,8 +190,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database for one test, dropped afterwards."""
+def postgres_database(admin_url: str, *, migrate: bool = True) -> Iterator[str]:
+    """A fresh database for one test (at the latest schema unless `migrate=False`), dropped afterwards."""
     name = f"hookyard_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(
         admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
@@ -200,7 +200,8 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
     finally:
         with admin.connect() as conn:
