@@ -27,6 +27,7 @@ PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
 PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
+MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
 
@@ -51,12 +52,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,  # our structlog lines go to stderr as they are
-        "worker_send_task_events": False,
+        # task events on, so Flower and `celery events` see every task (a dead letter as failed)
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "beat_schedule": {
             "relay": {
                 "task": RELAY_TASK,
                 "schedule": settings.relay.interval_s,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.relay.interval_s, 1.0)},
+            },
+            "monitor": {
+                "task": MONITOR_TASK,
+                "schedule": settings.monitor.interval_s,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.monitor.interval_s, 1.0)},
             },
             "retention": {
                 "task": RETENTION_TASK,
