@@ -6,6 +6,7 @@ consume them. It names tasks by string, so it never imports `workers`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ import structlog
 from celery import Celery
 from celery.signals import setup_logging
 
+from connectors.internal import INTERNAL_SOURCE
 from events.log import configure_logging
 from events.settings import Settings, get_settings
 
@@ -33,6 +35,13 @@ PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the w
 
 def vendor_queue(vendor: str) -> str:
     return f"{QUEUE_PREFIX}{vendor}"
+
+
+def hookyard_queues(vendors: Iterable[str]) -> list[str]:
+    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events)
+    and maintenance."""
+    names = sorted({*vendors, INTERNAL_SOURCE})
+    return [vendor_queue(v) for v in names] + [MAINTENANCE_QUEUE]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -117,3 +126,21 @@ def probe_broker(timeout_s: float) -> None:
     """Open and close a broker connection (raises when the broker cannot be reached): readiness."""
     with app.connection_for_write(connect_timeout=timeout_s) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout_s)
+
+
+def queue_depths(names: Iterable[str], timeout_s: float) -> dict[str, int | None]:
+    """Messages waiting in each queue (a message carries up to PROCESS_BATCH_MAX event ids); a queue
+    the broker does not know counts 0. Raises when the broker cannot be reached."""
+    depths: dict[str, int | None] = {}
+    with app.connection_for_read(connect_timeout=timeout_s) as conn:
+        conn.ensure_connection(max_retries=0, timeout=timeout_s)
+        for name in names:
+            channel = conn.channel()  # a fresh channel: AMQP closes one on a passive miss
+            try:
+                depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except conn.channel_errors:
+                depths[name] = 0
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return depths
