@@ -12,7 +12,6 @@ from rich.console import Console
 from events.db import make_engine, utcnow
 from events.settings import get_settings
 from events.sources import load_sources
-from ops import status as snapshot
 from ops.tables import print_table, when
 
 console = Console()
@@ -35,6 +34,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Sources (health, SLA, flags), inbox and queues, dead letters and API quotas."""
+    from ops import status as snapshot  # it imports the metrics: not before `web` chose their directory
+
     settings = get_settings()
     sources = load_sources(settings.config, settings.secrets_file)
     engine = make_engine(settings.database_url.get_secret_value())
