@@ -139,8 +139,9 @@ def table(results: dict[str, Any]) -> str:
     if wk:
         add("")
         add(
-            f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
-            f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s"
+            f"WORKERS  {wk['events']:,} preloaded events (signed Shopify orders as the ingress stores them, "
+            f"2 records each), {wk['concurrency']} processes, prefork, prefetch 1, acks_late, cold start; "
+            f"measured until done or {wk['window_s']} s"
         )
         for label, key, unit in (
             ("hookyard process (≤10 ids/msg)", "hookyard", "events"),
@@ -151,6 +152,8 @@ def table(results: dict[str, Any]) -> str:
                 f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
                 f"cores {_cores(w)})"
             )
+        if "records" in wk["hookyard"]:
+            add(f"  hookyard records written: {wk['hookyard']['records']:,} (2 per event done)")
         add(f"  ratio: {wk['ratio'] * 100:.0f}%")
     e2e = results.get("e2e", {})
     if e2e.get("e2e"):
