@@ -72,6 +72,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": p99 is not None and p99 <= 250 and e2e["http"]["errors"] == 0,
             }
         )
+    out += dev_targets(results)
     storm = results.get("e2e", {}).get("storm")
     if storm:
         out.append(
@@ -80,6 +81,44 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": f"{storm['deliveries']} deliveries × {storm['copies']} → "
                 f"{storm['event_rows']} rows, {storm['order_effects']} effects",
                 "pass": storm["ok"],
+            }
+        )
+    return out
+
+
+def dev_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The embedded default (`hookyard dev`): it keeps up at 300/s, drains ≥ 500/s, and its ingress
+    takes ≥ 2× what the hand-written baseline takes in the same run."""
+    dev = results.get("dev")
+    if not dev:
+        return []
+    paced, drain, sat = dev["paced"], dev["drain"], dev["saturation"]
+    lat = paced["latency"]
+    rate = dev["rate"]
+    out = [
+        {
+            "target": f"hookyard dev keeps up with its ingress at {rate}/s offered (backlog ≤ 1 s of load)",
+            "value": f"backlog {paced['backlog_at_end']} at the end, received→done p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms; http errors {paced['http']['errors']}",
+            "pass": paced["backlog_at_end"] <= rate and paced["left"] == 0 and paced["http"]["errors"] == 0,
+        },
+        {
+            "target": "hookyard dev worker drains ≥ 500 events/s (Shopify orders, 2 records each)",
+            "value": f"{_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
+            f"{drain['left']} left); records {dev['records']:,} of {dev['records_expected']:,}",
+            "pass": bool(drain["per_s"] and drain["per_s"] >= 500 and drain["left"] == 0)
+            and dev["records"] == dev["records_expected"],
+        },
+    ]
+    base = results.get("ingress", {}).get("baseline", {}).get("saturation")
+    if base:
+        ratio = _ratio(sat["ok_per_s"], base["ok_per_s"])
+        out.append(
+            {
+                "target": "hookyard dev ingress ≥ 2× baseline accepted/s at saturation, storing every event",
+                "value": f"{ratio}× ({sat['ok_per_s']:,.0f} vs {base['ok_per_s']:,.0f}/s; every 2xx stored: "
+                f"{sat['all_stored']})",
+                "pass": bool(ratio and ratio >= 2 and sat["all_stored"]),
             }
         )
     return out
@@ -183,6 +222,10 @@ def table(results: dict[str, Any]) -> str:
             f"rows {s['event_rows']:,}; order effects (Σ version) {s['order_effects']:,}; "
             f"duplicate effects {s['duplicate_effects']}"
         )
+    dev = results.get("dev")
+    if dev:
+        add("")
+        add(_dev_table(dev))
     mem = results.get("memory_peak_rss")
     if mem:
         add("")
@@ -199,6 +242,27 @@ def table(results: dict[str, Any]) -> str:
         for t in tg:
             add(f"  [{'PASS' if t['pass'] else 'MISS'}] {t['target']}: {t['value']}")
     return "\n".join(lines)
+
+
+def _dev_table(dev: dict[str, Any]) -> str:
+    paced, sat, drain = dev["paced"], dev["saturation"], dev["drain"]
+    lat = paced["latency"]
+    return "\n".join(
+        [
+            "EMBEDDED DEFAULT  `hookyard dev`: SQLite database and broker, one worker with embedded beat;",
+            "  signed Shopify orders through its own ingress (each gives 2 records)"
+            + (f"; env {dev['env']}" if dev.get("env") else ""),
+            f"  {dev['rate']}/s offered for {dev['rate_s']} s: {_cell(paced['http'])}",
+            f"    received → done over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; "
+            f"backlog at the end {paced['backlog_at_end']:,}, drained {paced['drained_after_s']} s later",
+            f"  saturation, 64 conns: {_cell(sat)}; {sat['stored']:,} stored of {sat['ok_total']:,} answered "
+            f"2xx, {sat['done_during_load']:,} done meanwhile; cores {_cores(sat)}",
+            f"  drain after saturation: {_f(drain['per_s'])} events/s ({drain['backlog']:,} in "
+            f"{drain['seconds']} s, {drain['left']:,} left); cores {_cores(drain)}",
+            f"  states {dev['states']}; records {dev['records']:,} (expected {dev['records_expected']:,})",
+        ]
+    )
 
 
 def _cell(r: dict[str, Any] | None) -> str:
