@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from celery import Celery
 
+from events import broker  # noqa: F401 - registers the embedded broker's URL scheme
 from events.settings import Settings, get_settings
 
 log = structlog.get_logger()

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     config: Path = Path("hookyard.toml")
     secrets_file: Path | None = DATA_DIR / "secrets.env"
     database_url: str = f"sqlite:///{DATA_DIR}/hookyard.db"
-    broker_url: str = f"sqla+sqlite:///{DATA_DIR}/broker.db"
+    broker_url: str = f"sqlite:///{DATA_DIR}/broker.db"  # the embedded broker, events.broker
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     ingress: IngressSettings = Field(default_factory=IngressSettings)
