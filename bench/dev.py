@@ -1,12 +1,14 @@
 """The embedded default as a user runs it: `hookyard dev` (ingress, one worker with embedded beat,
 SQLite for the database and the broker) in a directory of its own, fed through its own ingress.
 
-Two measurements, in this order on one `hookyard dev`:
+Three measurements, in this order on one `hookyard dev`:
   paced       an open-loop rate (300/s) for a while: does the worker keep up? Latency received → done
               of those events, and the backlog left when the load stops.
-  saturation  the load generator as fast as the ingress answers (closed loop): accepted/s; the worker
-              keeps running, as it does for a user, and the backlog left at the end is then drained:
-              events done per second from the end of the load until the last one is done.
+  alone       the ingress as fast as it answers (closed loop) with the worker paused (SIGSTOP, taken
+              while it holds no SQLite write lock), as the baseline is measured without a consumer;
+              then the worker alone drains the backlog: events done per second until the last.
+  together    the same load with the worker running, as a user bursting `hookyard dev` sees it:
+              what the ingress takes and what the worker does meanwhile.
 
 Every event is a signed Shopify order that went through the ingress, so the worker normalizes real
 payloads and upserts their records (an order and a customer each).
@@ -15,7 +17,10 @@ payloads and upserts their records (an order and a customer each).
 from __future__ import annotations
 
 import contextlib
+import signal
+import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +41,7 @@ RECORDS_PER_EVENT = 2  # a Shopify order gives an order record and a customer re
 class Dev:
     proc: Proc
     port: int
+    home: Path
     engine: Engine
 
     def role(self, name: str) -> list[psutil.Process]:
@@ -88,6 +94,37 @@ class Dev:
             "max_ms": round(ms[-1], 1) if ms else None,
         }
 
+    def write_locks_free(self) -> bool:
+        """Whether a writer could start on the database and on the broker file right now."""
+        for name in ("hookyard.db", "broker.db"):
+            conn = sqlite3.connect(self.home / ".hookyard" / name, timeout=0.2, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                conn.close()
+        return True
+
+    @contextlib.contextmanager
+    def worker_paused(self) -> Iterator[None]:
+        """SIGSTOP the worker (main process, pool, beat) at a moment it holds no SQLite write lock,
+        which would stall the ingress; SIGCONT afterwards."""
+        tree = self.role("worker")
+        for _ in range(100):
+            _signal(tree, signal.SIGSTOP)
+            if self.write_locks_free():
+                break
+            _signal(tree, signal.SIGCONT)
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the dev worker kept holding a write lock")
+        try:
+            yield
+        finally:
+            _signal(tree, signal.SIGCONT)
+
     def wait_drained(self, timeout: float) -> tuple[float, int]:
         """Wait until no event is unfinished or `timeout` passes: (seconds waited, unfinished then)."""
         t0 = time.perf_counter()
@@ -96,11 +133,17 @@ class Dev:
         return time.perf_counter() - t0, left
 
 
+def _signal(procs: list[psutil.Process], sig: int) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)
+
+
 def start(stack: Stack, home: Path, log: Any, env: dict[str, str]) -> Dev:
     proc, port = stack.start_dev(home, **env)
     wait_for(lambda: b" ready." in proc.log.read_bytes(), timeout=60, what=f"the dev worker (log {proc.log})")
     log(f"  hookyard dev up on port {port} in {home}")
-    return Dev(proc, port, make_engine(f"sqlite:///{home}/.hookyard/hookyard.db"))
+    return Dev(proc, port, home, make_engine(f"sqlite:///{home}/.hookyard/hookyard.db"))
 
 
 def run(
@@ -127,22 +170,27 @@ def run(
             f"received→done p50 {lat['p50_ms']} p99 {lat['p99_ms']} ms over {lat['events']} events; "
             f"backlog at the end {p['backlog_at_end']}, drained {p['drained_after_s']} s later"
         )
-        out.update(
-            saturation(stack, dev, roles, seconds=saturation_s, connections=connections, drain_s=drain_s)
-        )
-        sat, drain = out["saturation"], out["drain"]
+        for name, paused in (("alone", True), ("together", False)):
+            out[name] = saturation(
+                stack,
+                dev,
+                roles,
+                seconds=saturation_s,
+                connections=connections,
+                drain_s=drain_s,
+                paused=paused,
+            )
+            sat, drain = out[name]["ingress"], out[name]["drain"]
+            log(
+                f"  dev {name}: ingress {sat['ok_per_s']:.0f} ok/s, p99 {sat['p99_ms']} ms, errors "
+                f"{sat['errors']}, {sat['stored']} stored of {sat['ok_total']} answered 2xx, "
+                f"{sat['done_during_load']} done meanwhile; then {drain['per_s']} events/s drained "
+                f"({drain['backlog']} in {drain['seconds']} s, {drain['left']} left)"
+            )
         out["states"] = dev.states()
         out["records"] = dev.record_count()
         out["records_expected"] = RECORDS_PER_EVENT * out["states"].get(DONE, 0)
-        log(
-            f"  dev saturation: {sat['ok_per_s']:.0f} ok/s, p99 {sat['p99_ms']} ms, errors {sat['errors']}, "
-            f"{sat['stored']} stored of {sat['ok_total']} answered 2xx, "
-            f"{sat['done_during_load']} done meanwhile"
-        )
-        log(
-            f"  dev drain: {drain['per_s']} events/s ({drain['backlog']} backlog in {drain['seconds']} s, "
-            f"{drain['left']} left); records {out['records']} (expected {out['records_expected']})"
-        )
+        log(f"  dev: states {out['states']}, records {out['records']} (expected {out['records_expected']})")
     finally:
         stack.stop(dev.proc)
         dev.engine.dispose()
@@ -168,20 +216,29 @@ def paced(
 
 
 def saturation(
-    stack: Stack, dev: Dev, roles: dict[str, Any], *, seconds: float, connections: int, drain_s: float
+    stack: Stack,
+    dev: Dev,
+    roles: dict[str, Any],
+    *,
+    seconds: float,
+    connections: int,
+    drain_s: float,
+    paused: bool,
 ) -> dict[str, Any]:
-    """Closed loop as fast as the ingress answers, with the worker running as it does for a user;
-    then the backlog left at the end drains with nothing else running."""
+    """Closed loop as fast as the ingress answers (the worker paused, or running); then the backlog
+    left at the end drains with nothing else running."""
     before, done_before = dev.count(), dev.count(DONE)
     spec = {"mode": "closed", "connections": connections, "warmup_s": 2.0, "duration_s": seconds}
-    sat = load(stack, dev.port, {**spec, "pool": int(3000 * (seconds + 2))}, roles)
-    stored = dev.count() - before
+    with dev.worker_paused() if paused else contextlib.nullcontext():
+        sat = load(stack, dev.port, {**spec, "pool": int(3000 * (seconds + 2))}, roles)
+        stored = dev.count() - before
     done_during_load = dev.count(DONE) - done_before
     backlog = dev.count(*UNFINISHED)
     with CpuMeter(roles) as meter:
         waited, left = dev.wait_drained(drain_s)
     return {
-        "saturation": {
+        "worker_paused": paused,
+        "ingress": {
             **sat,
             "stored": stored,
             "all_stored": stored == sat["ok_total"],

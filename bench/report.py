@@ -92,7 +92,7 @@ def dev_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     dev = results.get("dev")
     if not dev:
         return []
-    paced, drain, sat = dev["paced"], dev["drain"], dev["saturation"]
+    paced, drain, sat = dev["paced"], dev["alone"]["drain"], dev["alone"]["ingress"]
     lat = paced["latency"]
     rate = dev["rate"]
     out = [
@@ -103,7 +103,7 @@ def dev_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "pass": paced["backlog_at_end"] <= rate and paced["left"] == 0 and paced["http"]["errors"] == 0,
         },
         {
-            "target": "hookyard dev worker drains ≥ 500 events/s (Shopify orders, 2 records each)",
+            "target": "hookyard dev worker drains ≥ 500 events/s (Shopify orders through its ingress)",
             "value": f"{_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
             f"{drain['left']} left); records {dev['records']:,} of {dev['records_expected']:,}",
             "pass": bool(drain["per_s"] and drain["per_s"] >= 500 and drain["left"] == 0)
@@ -115,7 +115,8 @@ def dev_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = _ratio(sat["ok_per_s"], base["ok_per_s"])
         out.append(
             {
-                "target": "hookyard dev ingress ≥ 2× baseline accepted/s at saturation, storing every event",
+                "target": "hookyard dev ingress ≥ 2× baseline accepted/s at saturation (neither's worker "
+                "running), storing every event",
                 "value": f"{ratio}× ({sat['ok_per_s']:,.0f} vs {base['ok_per_s']:,.0f}/s; every 2xx stored: "
                 f"{sat['all_stored']})",
                 "pass": bool(ratio and ratio >= 2 and sat["all_stored"]),
@@ -245,24 +246,30 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _dev_table(dev: dict[str, Any]) -> str:
-    paced, sat, drain = dev["paced"], dev["saturation"], dev["drain"]
+    paced, alone, together = dev["paced"], dev["alone"], dev["together"]
     lat = paced["latency"]
-    return "\n".join(
-        [
-            "EMBEDDED DEFAULT  `hookyard dev`: SQLite database and broker, one worker with embedded beat;",
-            "  signed Shopify orders through its own ingress (each gives 2 records)"
-            + (f"; env {dev['env']}" if dev.get("env") else ""),
-            f"  {dev['rate']}/s offered for {dev['rate_s']} s: {_cell(paced['http'])}",
-            f"    received → done over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
-            f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; "
-            f"backlog at the end {paced['backlog_at_end']:,}, drained {paced['drained_after_s']} s later",
-            f"  saturation, 64 conns: {_cell(sat)}; {sat['stored']:,} stored of {sat['ok_total']:,} answered "
-            f"2xx, {sat['done_during_load']:,} done meanwhile; cores {_cores(sat)}",
-            f"  drain after saturation: {_f(drain['per_s'])} events/s ({drain['backlog']:,} in "
-            f"{drain['seconds']} s, {drain['left']:,} left); cores {_cores(drain)}",
-            f"  states {dev['states']}; records {dev['records']:,} (expected {dev['records_expected']:,})",
+    lines = [
+        "EMBEDDED DEFAULT  `hookyard dev`: SQLite database and broker, one worker with embedded beat;",
+        "  signed Shopify orders through its own ingress (each gives 2 records)"
+        + (f"; env {dev['env']}" if dev.get("env") else ""),
+        f"  {dev['rate']}/s offered for {dev['rate_s']} s: {_cell(paced['http'])}",
+        f"    received → done over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
+        f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; "
+        f"backlog at the end {paced['backlog_at_end']:,}, drained {paced['drained_after_s']} s later",
+    ]
+    for label, run in (("worker paused", alone), ("worker running", together)):
+        sat, drain = run["ingress"], run["drain"]
+        lines += [
+            f"  saturation, 64 conns, {label}: {_cell(sat)}; {sat['stored']:,} stored of "
+            f"{sat['ok_total']:,} answered 2xx, {sat['done_during_load']:,} done meanwhile",
+            f"    cores {_cores(sat)}",
+            f"    then drained {_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
+            f"{drain['left']:,} left); cores {_cores(drain)}",
         ]
+    lines.append(
+        f"  states {dev['states']}; records {dev['records']:,} (expected {dev['records_expected']:,})"
     )
+    return "\n".join(lines)
 
 
 def _cell(r: dict[str, Any] | None) -> str:
