@@ -240,8 +240,9 @@ def _drain(
 
 
 def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log: Any) -> dict[str, Any]:
-    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import PROCESS_TASK
     from events.queue import app as hookyard_app
+    from events.settings import get_settings
 
     out: dict[str, Any] = {
         "events": count,
@@ -255,7 +256,8 @@ def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log:
     stack.reset_data()
     ids = preload_inbox(stack, count)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
+    per_message = get_settings().ids_per_message
+    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, per_message)
     client.close()
     assert stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE) == messages
     proc = stack.start_hookyard_worker(concurrency)

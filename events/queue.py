@@ -21,8 +21,7 @@ log = structlog.get_logger()
 QUEUE_PREFIX = "hookyard."
 MAINTENANCE_QUEUE = "hookyard.maintenance"
 
-PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
-PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
+PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor, ids_per_message at most
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
 
@@ -69,17 +68,18 @@ app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(ge
 
 
 def publish(items: Iterable[tuple[str, str]]) -> int:
-    """Send (event_id, vendor) pairs to their vendor queues, up to PROCESS_BATCH_MAX ids a message,
+    """Send (event_id, vendor) pairs to their vendor queues, up to `ids_per_message` ids a message,
     over one connection; return how many ids were sent."""
+    per_message = get_settings().ids_per_message
     by_vendor: dict[str, list[str]] = defaultdict(list)
     for event_id, vendor in items:
         by_vendor[vendor].append(event_id)
     with app.producer_or_acquire() as producer:
         for vendor, ids in by_vendor.items():
-            for start in range(0, len(ids), PROCESS_BATCH_MAX):
+            for start in range(0, len(ids), per_message):
                 app.send_task(
                     PROCESS_TASK,
-                    args=[ids[start : start + PROCESS_BATCH_MAX]],
+                    args=[ids[start : start + per_message]],
                     queue=vendor_queue(vendor),
                     producer=producer,
                 )
