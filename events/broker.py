@@ -8,7 +8,8 @@ prefetch, reject_on_worker_lost); what differs from kombu's `sqla+sqlite://`, ea
 - WAL and synchronous=NORMAL, as for the database: kombu commits each message with a rollback
   journal and a full sync (three fsyncs), 35-48 messages/s on this machine.
 - Taking a message deletes it, in one statement: kombu marks it invisible and keeps it for ever,
-  so every poll scans every message ever consumed. An index on (queue, visible, id), and a read
+  so every poll scans every message ever consumed (a file kombu's transport used loses those when
+  opened here). An index on (queue, visible, id), and a read
   before the write, so that polling an empty queue takes no write lock.
 - Polling every 5 ms, but the queues are only read when the file changed since they were all
   found empty (`PRAGMA data_version`, which any commit from another connection moves) or when a
@@ -61,6 +62,8 @@ class Channel(kombu_sqla.Channel):
                     kombu_sqla.metadata.create_all(engine)
                     with engine.begin() as conn:
                         conn.execute(text(BY_QUEUE.format(table=self.message_tablename)))
+                        # what kombu's own transport consumed and kept, in a file it used before
+                        conn.execute(text(f"DELETE FROM {self.message_tablename} WHERE NOT visible"))
                     self._engines[key] = engine, sessionmaker(bind=engine)
         return self._engines[key]
 

@@ -80,3 +80,22 @@ def test_an_unacked_message_is_back_in_the_file_after_a_clean_close(url: str) ->
         assert again.payload == {"n": 1}
         again.ack()
         q.close()
+
+
+def test_a_file_kombus_own_transport_used_loses_its_consumed_messages_on_open(url: str) -> None:
+    """A broker file kombu's own transport used keeps every consumed message (invisible); opening it
+    drops those and keeps what still waits."""
+    with Connection(url.replace("sqlite://", "sqla+sqlite://")) as stock:
+        q = stock.SimpleQueue("jobs")
+        q.put({"n": 1})
+        q.put({"n": 2})
+        q.get(timeout=5).ack()
+        q.close()
+    assert rows(url) == 2  # one consumed (kept, invisible), one waiting
+    with Connection(url) as conn:
+        q = conn.SimpleQueue("jobs")
+        assert rows(url) == 1
+        waiting = q.get(timeout=5)
+        assert waiting.payload == {"n": 2}
+        waiting.ack()
+        q.close()
