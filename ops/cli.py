@@ -26,7 +26,7 @@ from events.db import event_dict, events, make_engine, row_dict
 from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
-from events.settings import DATA_DIR, get_settings
+from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
@@ -238,6 +238,7 @@ def dev(
     settings = get_settings()
     bootstrap_demo(settings.config, settings.secrets_file)
     os.environ.setdefault("HOOKYARD_LOG_FORMAT", "console")
+    os.environ.setdefault("HOOKYARD_IDS_PER_MESSAGE", str(EMBEDDED_IDS_PER_MESSAGE))  # children inherit
     get_settings.cache_clear()
     _sources()
     migrate()
