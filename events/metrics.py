@@ -79,6 +79,11 @@ RELAYED = Counter(
     "hookyard_relay_republished_total", "Unfinished events the relay published again", ["vendor"]
 )
 
+# operator API (ops/api_errors.py)
+API_REJECTIONS = Counter(
+    "hookyard_api_rejections_total", "Operator API requests refused", ["status", "error"]
+)  # error: the code of the answer's {"error", "detail"}
+
 PROCESS_METRICS = (
     REQUESTS,
     EVENTS,
@@ -92,6 +97,7 @@ PROCESS_METRICS = (
     RETRIES,
     DEAD_LETTERS,
     RELAYED,
+    API_REJECTIONS,
 )
 
 # Gauges computed from the database at scrape time: name → (help, labels).

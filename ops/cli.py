@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from connectors import registry
-from events.db import event_dict, events, row_dict
+from events.db import EventState, event_dict, events, row_dict
 from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
@@ -406,7 +406,7 @@ def send(
 @events_cli.command("list")
 def events_list(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
-    state: Annotated[str | None, typer.Option(help="accepted|processing|retry|done|dead")] = None,
+    state: Annotated[EventState | None, typer.Option(help="Only events in this state.")] = None,
     limit: Annotated[int, typer.Option(help="Newest N.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ import getpass
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 
 from events import audit, dlq, flags
-from events.db import utcnow
+from events.db import LetterState, utcnow
 from events.queue import publish
 from events.settings import get_settings
 from events.sources import load_sources
@@ -38,6 +39,14 @@ Since = Annotated[datetime | None, typer.Option(help="Died at or after (ISO-8601
 Until = Annotated[datetime | None, typer.Option(help="Died before (ISO-8601, UTC).")]
 Text = Annotated[str | None, typer.Option("--text", help="Free text in error, type or traceback.")]
 EventId = Annotated[str, typer.Argument(help="The dead event's id (dlq list shows it).", metavar="EVENT_ID")]
+
+
+class LetterChoice(StrEnum):
+    """`dlq list --state`: a dead letter's state, or all of them."""
+
+    DEAD = LetterState.DEAD.value
+    REPLAYED = LetterState.REPLAYED.value
+    ALL = "all"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -83,13 +92,22 @@ def dlq_list(
     since: Since = None,
     until: Until = None,
     text: Text = None,
-    state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
+    state: Annotated[
+        LetterChoice, typer.Option(help="Dead letters in this state, or all.")
+    ] = LetterChoice.DEAD,
     limit: Annotated[int, typer.Option(help="At most N.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Dead letters, newest first."""
     filters = _filters(
-        source, vendor, task, error_class, since, until, text, None if state == "all" else state
+        source,
+        vendor,
+        task,
+        error_class,
+        since,
+        until,
+        text,
+        None if state is LetterChoice.ALL else state.value,
     )
     with _engine().connect() as conn:
         rows = dlq.find(conn, filters, limit)

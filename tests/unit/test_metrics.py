@@ -31,6 +31,7 @@ EXPECTED = {
     "hookyard_retries_total": ("counter", ("source", "error_class")),
     "hookyard_dead_letters_total": ("counter", ("source", "error_class")),
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
+    "hookyard_api_rejections_total": ("counter", ("status", "error")),
 }
 EXPECTED_GAUGES = {
     "hookyard_inbox_events": ("source", "state"),
