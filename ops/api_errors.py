@@ -90,7 +90,7 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
         return _answer(request, exc.status_code, exc.code, str(exc.detail), headers or None)
     detail = {  # Starlette's routing: said in our words
-        404: "no operation at this path; /v1/openapi.json lists them",
+        404: "nothing answers at this path (/v1/openapi.json lists the API's operations)",
         405: f"{request.method} is not allowed on this path; Allow lists what is",
     }.get(exc.status_code, str(exc.detail))
     code = CODES.get(exc.status_code, "error")

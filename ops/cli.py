@@ -30,6 +30,7 @@ from events.settings import DATA_DIR, Settings, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
+from ops.cli_status import status
 from ops.cli_support import CannotRun, check_port, finish_commands, hookyard_command
 from ops.database import database_url, open_database
 from ops.tables import print_table, when
@@ -48,6 +49,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
+cli.command("status")(status)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -165,10 +167,9 @@ def web(
 
 
 def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import MAINTENANCE_QUEUE, vendor_queue
+    from events.queue import hookyard_queues
 
-    vendors = sorted({s.connector for s in sources.values()})
-    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
+    return hookyard_queues(s.connector for s in sources.values())
 
 
 @cli.command()
