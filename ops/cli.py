@@ -31,7 +31,14 @@ from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
 from ops.cli_status import status
-from ops.cli_support import CannotRun, check_port, finish_commands, hookyard_command
+from ops.cli_support import (
+    CannotRun,
+    check_port,
+    finish_commands,
+    hookyard_command,
+    wait_for_an_end,
+    wait_until_up,
+)
 from ops.database import database_url, open_database
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
@@ -272,13 +279,13 @@ def dev(
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything as Ctrl-C does
     ended: str | None = None
     try:
-        if _wait_until_up(port, children):
+        if wait_until_up(DEV_HOST, port, children, DEV_START_TIMEOUT_S, err_console):
             console.print(
                 f"[bold green]Hookyard is up[/]: POST http://{DEV_HOST}:{port}/webhooks/<source>  "
                 f"(sources: {', '.join(_sources())}). Try: {hookyard_command()} send shop",
                 soft_wrap=True,  # one line however narrow the terminal: the command stays whole
             )
-            ended = _wait_for_an_end(children)
+            ended = wait_for_an_end(children, err_console)
         else:
             ended = "web"
     except KeyboardInterrupt:
@@ -311,30 +318,6 @@ def _check_dev(settings: Settings, port: int) -> None:
     check_port(DEV_HOST, port)
     if database_url(settings).get_backend_name() != "sqlite":
         open_database(settings, create=True, project=False).dispose()
-
-
-def _wait_until_up(port: int, children: Mapping[str, subprocess.Popen[bytes]]) -> bool:
-    """Poll /healthz until the ingress answers (True), or a child exits or time runs out (False)."""
-    deadline = time.monotonic() + DEV_START_TIMEOUT_S
-    while all(child.poll() is None for child in children.values()) and time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{DEV_HOST}:{port}/healthz", timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    err_console.print(f"[red]hookyard dev: the ingress did not come up on port {port}; stopping[/]")
-    return False
-
-
-def _wait_for_an_end(children: Mapping[str, subprocess.Popen[bytes]]) -> str:
-    """Block until one child exits by itself; say which, and return its name."""
-    while True:
-        for name, child in children.items():
-            if child.poll() is not None:
-                err_console.print(f"[red]hookyard dev: {name} exited (code {child.returncode}); stopping[/]")
-                return name
-        time.sleep(0.5)
 
 
 def _interrupt(signum: int, frame: object) -> None:

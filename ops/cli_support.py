@@ -6,10 +6,15 @@ from __future__ import annotations
 import copy
 import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import httpx
+from rich.console import Console
 
 from schemas.errors import HookyardError
 
@@ -87,3 +92,29 @@ def check_port(host: str, port: int) -> None:
                 f"port {port} on {host} is in use ({exc.strerror}), perhaps by another `hookyard dev`: "
                 "stop it, or pass --port N"
             ) from None
+
+
+def wait_until_up(
+    host: str, port: int, children: Mapping[str, subprocess.Popen[bytes]], timeout_s: float, err: Console
+) -> bool:
+    """`dev`: poll /healthz until the ingress answers (True), or a child exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while all(child.poll() is None for child in children.values()) and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    err.print(f"[red]hookyard dev: the ingress did not come up on port {port}; stopping[/]")
+    return False
+
+
+def wait_for_an_end(children: Mapping[str, subprocess.Popen[bytes]], err: Console) -> str:
+    """`dev`: block until one child exits by itself; say which, and return its name."""
+    while True:
+        for name, child in children.items():
+            if child.poll() is not None:
+                err.print(f"[red]hookyard dev: {name} exited (code {child.returncode}); stopping[/]")
+                return name
+        time.sleep(0.5)
