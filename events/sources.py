@@ -15,6 +15,8 @@ expanded in secrets, string options and the forward block, and then everything i
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
+`[sources.X.oauth]` connects the source to its vendor's API through OAuth (`events.oauth_config`);
+tokens are kept sealed, so such a source also needs HOOKYARD_TOKEN_KEYS (`events.secretbox`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
+from events.oauth_config import OAuthConfig, load_oauth
+from events.secretbox import load_box
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -98,6 +102,7 @@ class _SourceModel(BaseModel):
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
+    oauth: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
 
 
 class _FileModel(BaseModel):
@@ -117,6 +122,7 @@ class Source:
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
+    oauth: OAuthConfig | None = None
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -172,6 +178,19 @@ def _forward(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Forw
         return Forward.model_validate(expanded)
     except ValidationError as exc:
         raise config_error(where, exc) from None
+
+
+def _oauth(raw: Mapping[str, Any], connector: str, env: Mapping[str, str], where: str) -> OAuthConfig:
+    expanded = _expand_strings(raw, env, where)
+    for table in ("params", "authorize_params", "token_params"):
+        if isinstance(raw.get(table), Mapping):
+            expanded[table] = _expand_strings(raw[table], env, f"{where}.{table}")
+    if load_box(env, where) is None:  # a bad key is a ConfigError too
+        raise ConfigError(
+            f"{where}: HOOKYARD_TOKEN_KEYS is not set; OAuth tokens are stored sealed with it "
+            "(`hookyard connections new-key` makes a key)"
+        )
+    return load_oauth(expanded, connector, where)
 
 
 def _read(path: Path) -> _FileModel:
@@ -234,5 +253,6 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
+            oauth=None if src.oauth is None else _oauth(src.oauth, src.connector, env, f"{where}.oauth"),
         )
     return sources

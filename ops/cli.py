@@ -28,6 +28,7 @@ from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
+from ops.cli_connections import connections_cli
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
 from ops.tables import print_table, when
@@ -46,6 +47,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(connections_cli, name="connections")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -129,6 +131,7 @@ def web(
     prepare_process_dir(settings.metrics.dir, "web")  # before any metric exists, here or in a worker
     configure_logging(settings.log_format, settings.log_level)
     from ops.web import JsonErrorsProtocol  # imports the metrics: only once their directory is chosen
+
     uvicorn.run(
         "ops.web:create_app",
         factory=True,

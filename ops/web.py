@@ -2,8 +2,8 @@
 
 `/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app:
 `/healthz` (the process answers; touches nothing), `/readyz` (database, schema and broker, see
-`events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox gauges) and
-the operator API under `/v1`.
+`events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox gauges), the
+operator API under `/v1` and the OAuth install routes under `/oauth` (`ops.oauth_web`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
+from ops.api_connections import connections_router
+from ops.oauth_web import create_oauth_app
 
 log = structlog.get_logger()
 
-REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1")
+REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1", "/oauth")
 
 PARSE_ERROR = orjson.dumps(
     {
@@ -87,12 +89,15 @@ class HookyardApp:
                 self.sync_engine, self.sources, cache_s=settings.metrics.inbox_cache_s, timeout_s=timeout_s
             )
         )
+        api = create_api(self.sync_engine, self.sources)
+        api.include_router(connections_router(self.sync_engine, self.sources, settings))
         self.rest = Starlette(
             routes=[
                 Route("/healthz", self.health),
                 Route("/readyz", self.ready),
                 Route("/metrics", self.metrics),
-                Mount("/v1", app=create_api(self.sync_engine, self.sources)),
+                Mount("/v1", app=api),
+                Mount("/oauth", app=create_oauth_app(self.sync_engine, self.sources, settings)),
             ]
         )
 

@@ -31,6 +31,8 @@ EXPECTED = {
     "hookyard_retries_total": ("counter", ("source", "error_class")),
     "hookyard_dead_letters_total": ("counter", ("source", "error_class")),
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
+    "hookyard_oauth_refreshes_total": ("counter", ("source", "outcome")),
+    "hookyard_oauth_installs_total": ("counter", ("source", "step", "outcome")),
 }
 EXPECTED_GAUGES = {
     "hookyard_inbox_events": ("source", "state"),
