@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from fastapi import APIRouter
 from sqlalchemy import Engine
 
@@ -23,7 +24,10 @@ from events.sources import Source
 from ops.api import ApiError, Reader, Writer
 
 
-def connections_router(engine: Engine, sources: Mapping[str, Source], settings: Settings) -> APIRouter:
+def connections_router(
+    engine: Engine, sources: Mapping[str, Source], settings: Settings, http: httpx.Client | None = None
+) -> APIRouter:
+    """The routes, to include in the /v1 app (`http`: the client for providers; tests pass one)."""
     router = APIRouter(prefix="/connections", tags=["connections"])
 
     def configured(name: str) -> Source:
@@ -55,7 +59,7 @@ def connections_router(engine: Engine, sources: Mapping[str, Source], settings: 
         source = configured(name)
         try:
             return connections.revoke(
-                engine, source, box_for(settings), f"api:{who.name}", utcnow(), http=process_client()
+                engine, source, box_for(settings), f"api:{who.name}", utcnow(), http=http or process_client()
             )
         except NotConnected as exc:
             raise ApiError(404, "not_connected", str(exc)) from None

@@ -12,6 +12,7 @@ from events import connections, install
 from events.connections import NotConnected, box_for
 from events.db import utcnow
 from events.install import InstallRefused
+from events.log import configure_logging
 from events.secretbox import TOKEN_KEYS_VAR, new_key
 from events.settings import get_settings
 from events.sources import Source, load_sources
@@ -25,6 +26,13 @@ console = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@connections_cli.callback()
+def _logging() -> None:
+    """Log lines go to stderr, so that stdout stays the answer (`--json` for scripts)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
 
 
 def _sources() -> dict[str, Source]:

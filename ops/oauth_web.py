@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import httpx
 import structlog
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -47,8 +48,10 @@ def operator(engine: Engine, request: Request) -> tokens.Principal:
     return who
 
 
-def create_oauth_app(engine: Engine, sources: Mapping[str, Source], settings: Settings) -> Starlette:
-    """The two routes, to mount at /oauth."""
+def create_oauth_app(
+    engine: Engine, sources: Mapping[str, Source], settings: Settings, http: httpx.Client | None = None
+) -> Starlette:
+    """The two routes, to mount at /oauth (`http`: the client for token endpoints; tests pass one)."""
 
     def configured(name: str) -> Source:
         source = sources.get(name)
@@ -74,7 +77,7 @@ def create_oauth_app(engine: Engine, sources: Mapping[str, Source], settings: Se
             box_for(settings),
             dict(request.query_params),
             utcnow(),
-            http=process_client(),
+            http=http or process_client(),
             timeout_s=settings.oauth.http_timeout_s,
         )
         return JSONResponse(answer)
