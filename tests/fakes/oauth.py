@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import secrets
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -106,6 +107,12 @@ class OAuthFake(Fake):
             Route("/_fake/oauth", self.control_oauth, methods=["GET"]),
             Route("/_fake/oauth/expire", self.control_expire, methods=["POST"]),
         ]
+
+    async def around(self, request: Request, call: Callable[[], Awaitable[Response]]) -> Response:
+        """Read the request before an injected delay: a client killed while the provider holds its
+        answer has still had its grant processed (a rotation whose answer was lost)."""
+        await request.body()
+        return await call()
 
     def token(self, request: Request) -> str | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
