@@ -38,6 +38,7 @@ import structlog
 from sqlalchemy import Connection, Engine, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
+from connectors.http import process_client
 from connectors.oauth import GrantRefused, TokenSet
 from connectors.tokens import TokenAuth
 from events import flags, metrics
@@ -79,7 +80,7 @@ class ConnectionTokens:
             raise ValueError(f"source {source.name!r} has no [oauth] table")
         self.engine, self.source, self.box, self.settings = engine, source.name, box, settings
         self.margin = timedelta(seconds=source.oauth.refresh_margin_s)
-        self.endpoint = source.oauth.endpoint(http, settings.http_timeout_s)
+        self.endpoint = source.oauth.endpoint(http or process_client(), settings.http_timeout_s)
         self._clock, self._sleep = clock, sleep
         self._lock = _process_lock(engine, source.name)
 
