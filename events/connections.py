@@ -22,7 +22,7 @@ from events.db import ConnectionStatus, connections, dialect_insert, oauth_state
 from events.secretbox import TOKEN_KEYS_VAR, SecretBox, load_box
 from events.settings import Settings
 from events.sources import Source, environment
-from schemas.errors import ConfigError, HookyardError, TransientError
+from schemas.errors import ConfigError, HookyardError
 
 log = structlog.get_logger()
 
@@ -152,7 +152,7 @@ def revoke(
         try:
             source.oauth.endpoint(http).revoke(box.open(sealed), hint)
             vendor = "revoked"
-        except (TransientError, HookyardError) as exc:
+        except HookyardError as exc:  # unreachable, refused, or sealed with a removed key
             vendor, detail = "failed", str(exc)
     with engine.begin() as conn:
         conn.execute(
