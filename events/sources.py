@@ -44,8 +44,10 @@ from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
+from connectors.internal import INTERNAL_SOURCE
 from events.oauth_config import OAuthConfig, load_oauth
 from events.secretbox import load_box
+from events.targets import AnomalyConfig, ApiConfig, SlaConfig
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -103,6 +105,9 @@ class _SourceModel(BaseModel):
     retry: Retry = Retry()
     replay_guard: bool | None = None
     oauth: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
+    sla: SlaConfig | None = None
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: ApiConfig = ApiConfig()
 
 
 class _FileModel(BaseModel):
@@ -123,6 +128,9 @@ class Source:
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
     oauth: OAuthConfig | None = None
+    sla: SlaConfig | None = None  # events.targets: SLA targets, anomaly thresholds, the API quota
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: ApiConfig = ApiConfig()
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -226,6 +234,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             raise ConfigError(
                 f"{where}: a source name is lower-case letters, digits, '-' or '_' (it is part of the URL)"
             )
+        if name == INTERNAL_SOURCE:
+            raise ConfigError(f"{where}: the name {name!r} is reserved for Hookyard's own alert events")
         if src.connector not in registry.names():
             raise ConfigError(
                 f"{where}.connector: unknown connector {src.connector!r}; "
@@ -254,5 +264,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
             oauth=None if src.oauth is None else _oauth(src.oauth, src.connector, env, f"{where}.oauth"),
+            sla=src.sla,
+            anomaly=src.anomaly,
+            api=src.api,
         )
     return sources

@@ -1,7 +1,7 @@
 """OAuth connections (sealed tokens, refresh lease) and install states
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import events.db
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
