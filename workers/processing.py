@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select,
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
-from events import metrics
+from events import flags, metrics
 from events.db import (
     AttemptOutcome,
     EventState,
@@ -36,7 +36,6 @@ from events.db import (
     dialect_insert,
     events,
     records,
-    source_flags,
     text_limit,
     utcnow,
 )
@@ -257,7 +256,7 @@ def fail(
         conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
         if verdict is Verdict.REAUTHORIZE:
-            _flag_source(conn, row.source, message, now)
+            flags.flag(conn, row.source, message, now)
     return Outcome.DEAD
 
 
@@ -277,13 +276,6 @@ def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime
     }
     stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
-
-
-def _flag_source(conn: Connection, source: str, reason: str, now: datetime) -> None:
-    values = {"needs_reauth": True, "reason": reason, "flagged_at": now}
-    stmt = dialect_insert(conn.dialect.name)(source_flags).values(source=source, **values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
-    log.error("source.needs_reauthorization", reason=reason)
 
 
 def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:
