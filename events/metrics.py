@@ -79,6 +79,14 @@ RELAYED = Counter(
     "hookyard_relay_republished_total", "Unfinished events the relay published again", ["vendor"]
 )
 
+# syncs (workers/syncing.py)
+SYNC_RUNS = Counter("hookyard_sync_runs_total", "Sync runs by how they ended", ["source", "stream", "status"])
+SYNC_RECORDS = Counter(
+    "hookyard_sync_records_total",
+    "Synced records and items by what became of them",
+    ["source", "stream", "outcome"],  # outcome: applied | stale | quarantined | changed | covered
+)
+
 PROCESS_METRICS = (
     REQUESTS,
     EVENTS,
@@ -92,6 +100,8 @@ PROCESS_METRICS = (
     RETRIES,
     DEAD_LETTERS,
     RELAYED,
+    SYNC_RUNS,
+    SYNC_RECORDS,
 )
 
 # Gauges computed from the database at scrape time: name → (help, labels).

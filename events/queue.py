@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -17,6 +17,7 @@ from celery.signals import setup_logging
 
 from events.log import configure_logging
 from events.settings import Settings, get_settings
+from events.sources import Source
 
 log = structlog.get_logger()
 
@@ -27,6 +28,9 @@ PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
 PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
+SYNC_QUEUE = "hookyard.sync"
+SYNC_TASK = "hookyard.sync.run"  # args: [source, stream]; kwargs: slot, triggered_by, full
+SYNC_SWEEP_TASK = "hookyard.sync.sweep"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
 
@@ -67,7 +71,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-app = Celery("hookyard", include=["workers.tasks"])
+app = Celery("hookyard", include=["workers.tasks", "workers.syncs"])
 app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(get_settings())), weak=False)
 
 
@@ -96,6 +100,39 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
                     headers={PUBLISHED_AT: time.time()},
                 )
     return sum(len(ids) for ids in by_vendor.values())
+
+
+def sync_schedule(sources: Mapping[str, Source], sweep_interval_s: float) -> dict[str, Any]:
+    """Beat entries for every stream a source keeps fresh (each expires after its interval, so a
+    backlog never replays stale schedules), and the sweeper that resumes runs that stopped early."""
+    entries: dict[str, Any] = {
+        f"sync:{source.name}:{stream}": {
+            "task": SYNC_TASK,
+            "schedule": interval_s,
+            "args": [source.name, stream],
+            "kwargs": {"triggered_by": "beat"},
+            "options": {"queue": SYNC_QUEUE, "expires": interval_s},
+        }
+        for source in sources.values()
+        for stream, interval_s in (source.sync or {}).items()
+    }
+    if entries:
+        entries["sync-sweep"] = {
+            "task": SYNC_SWEEP_TASK,
+            "schedule": sweep_interval_s,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": max(sweep_interval_s, 1.0)},
+        }
+    return entries
+
+
+def publish_sync(source: str, stream: str, *, slot: str, triggered_by: str, full: bool = False) -> None:
+    """Send one run of a stream to the sync queue (a slot names it: the same slot runs once)."""
+    app.send_task(
+        SYNC_TASK,
+        args=[source, stream],
+        kwargs={"slot": slot, "triggered_by": triggered_by, "full": full},
+        queue=SYNC_QUEUE,
+    )
 
 
 def connect_publisher() -> None:

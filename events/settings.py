@@ -51,6 +51,13 @@ class MetricsSettings(BaseModel):
     check_timeout_s: float = 2.0  # /readyz checks and the inbox gauges' query give up after this
 
 
+class SyncSettings(BaseModel):
+    lease_s: float = 120.0  # a run's lease on its stream, extended at every checkpoint
+    slice_s: float = 300.0  # a run checkpoints and frees its worker after this long, then goes on
+    sweep_interval_s: float = 5.0  # how often beat looks for runs to go on (resume_at, dead workers)
+    requeue_s: float = 60.0  # a run sent by the sweeper but not started after this is sent again
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -66,6 +73,9 @@ class Settings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    # the vendor APIs' shared rate budgets and circuit breakers; unset: the broker's, when it is Redis
+    redis_url: SecretStr | None = None
 
 
 @cache

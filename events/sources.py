@@ -15,6 +15,8 @@ expanded in secrets, string options and the forward block, and then everything i
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
+`[sources.X.api]` and `[sources.X.sync]` (vendor API credentials, streams to keep fresh) are read by
+`events.source_api`; a pull-only connector (GA4: `webhooks = False`) takes an API and no secrets.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
+from events.source_api import SourceApi, load_api, load_sync
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -93,11 +96,13 @@ class Retry(BaseModel):
 class _SourceModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str
-    secrets: list[str]
+    secrets: list[str] | None = None  # required unless the connector receives no webhooks
     options: dict[str, Any] = {}
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
+    api: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
+    sync: dict[str, Any] | None = None
 
 
 class _FileModel(BaseModel):
@@ -117,6 +122,8 @@ class Source:
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
+    api: SourceApi | None = None  # the vendor API the syncs call
+    sync: dict[str, float] | None = None  # stream → interval (s) that beat keeps it fresh at
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -216,14 +223,14 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             connector = registry.get(src.connector)
         except ConfigError as exc:
             raise ConfigError(f"{where}.connector: {exc}") from None
-        secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
-        if not any(secrets):
-            raise ConfigError(
-                f"{where}.secrets: no usable secret; a source without one would accept "
-                "forgeries, so it is refused"
-            )
-        if not all(secrets):
-            raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
+        secrets = _secrets(src, connector, env, where)
+        api = (
+            None
+            if src.api is None
+            else load_api(_expand_strings(src.api, env, f"{where}.api"), connector, f"{where}.api")
+        )
+        if src.sync is not None and api is None:
+            raise ConfigError(f"{where}.sync: a sync needs the vendor API: add [sources.{name}.api]")
         sources[name] = Source(
             name=name,
             connector=src.connector,
@@ -234,5 +241,30 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
+            api=api,
+            sync=None if src.sync is None else load_sync(src.sync, connector, f"{where}.sync"),
         )
     return sources
+
+
+def _secrets(
+    src: _SourceModel, connector: ConnectorSpec, env: Mapping[str, str], where: str
+) -> tuple[str, ...]:
+    """The webhook secrets, expanded; a pull-only connector takes none (and verifies nothing)."""
+    if not connector.webhooks:
+        if src.secrets:
+            raise ConfigError(f"{where}.secrets: {connector.name} sends no webhooks; remove them")
+        if src.api is None:
+            raise ConfigError(f"{where}.api: {connector.name} is pull-only: configure its API")
+        return ()
+    if src.secrets is None:
+        raise ConfigError(f"{where}.secrets: Field required")
+    secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
+    if not any(secrets):
+        raise ConfigError(
+            f"{where}.secrets: no usable secret; a source without one would accept "
+            "forgeries, so it is refused"
+        )
+    if not all(secrets):
+        raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
+    return secrets

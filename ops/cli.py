@@ -129,6 +129,7 @@ def web(
     prepare_process_dir(settings.metrics.dir, "web")  # before any metric exists, here or in a worker
     configure_logging(settings.log_format, settings.log_level)
     from ops.web import JsonErrorsProtocol  # imports the metrics: only once their directory is chosen
+
     uvicorn.run(
         "ops.web:create_app",
         factory=True,

@@ -107,21 +107,25 @@ _CLAIM = (
 
 
 @cache
-def _upsert(dialect_name: str) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins."""
+def _upsert(dialect_name: str, strict: bool = False) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins. Events and
+    syncs share it: `strict` (a sync) also keeps the stored copy on a tie, so a webhook's copy of
+    the same version stays, whichever arrived first."""
     stmt = dialect_insert(dialect_name)(records)
+    newer = stmt.excluded.updated_at > records.c.updated_at
     return stmt.on_conflict_do_update(
         index_elements=["vendor", "kind", "external_id"],
         set_={
             "data": stmt.excluded.data,
             "updated_at": stmt.excluded.updated_at,
             "event_id": stmt.excluded.event_id,
+            "run_id": stmt.excluded.run_id,
             "version": records.c.version + 1,
         },
         where=or_(
             records.c.updated_at.is_(None),
             stmt.excluded.updated_at.is_(None),
-            stmt.excluded.updated_at >= records.c.updated_at,
+            newer if strict else stmt.excluded.updated_at >= records.c.updated_at,
         ),
     )
 

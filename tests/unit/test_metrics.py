@@ -31,6 +31,8 @@ EXPECTED = {
     "hookyard_retries_total": ("counter", ("source", "error_class")),
     "hookyard_dead_letters_total": ("counter", ("source", "error_class")),
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
+    "hookyard_sync_runs_total": ("counter", ("source", "stream", "status")),
+    "hookyard_sync_records_total": ("counter", ("source", "stream", "outcome")),
 }
 EXPECTED_GAUGES = {
     "hookyard_inbox_events": ("source", "state"),
