@@ -30,6 +30,7 @@ from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
+from ops.cli_sync import sync_cli
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
@@ -46,6 +47,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(sync_cli, name="sync")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -146,10 +148,17 @@ def web(
 
 
 def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import MAINTENANCE_QUEUE, vendor_queue
+    from events.queue import MAINTENANCE_QUEUE, SYNC_QUEUE, vendor_queue
 
     vendors = sorted({s.connector for s in sources.values()})
-    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
+    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE, SYNC_QUEUE]
+
+
+def schedule_syncs(sources: Mapping[str, Source]) -> None:
+    """Add every configured stream (and the sweeper) to beat's schedule, from the validated sources."""
+    from events.queue import app, sync_schedule
+
+    app.conf.beat_schedule.update(sync_schedule(sources, get_settings().sync.sweep_interval_s))
 
 
 @cli.command()
@@ -190,15 +199,17 @@ def worker(
     if beat:
         DATA_DIR.mkdir(exist_ok=True)
         argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+        schedule_syncs(configured)
     app.worker_main(argv)
 
 
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
-    _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
+    configured = _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
+    schedule_syncs(configured)
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     DATA_DIR.mkdir(exist_ok=True)

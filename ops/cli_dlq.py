@@ -12,7 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from events import audit, dlq, flags
+from events import audit, dlq, flags, syncs
 from events.db import make_engine, utcnow
 from events.queue import publish
 from events.settings import get_settings
@@ -83,9 +83,17 @@ def dlq_list(
     text: Text = None,
     state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
     limit: Annotated[int, typer.Option(help="At most N.")] = 50,
+    kind: Annotated[
+        str, typer.Option(help="event (dead events) | quarantine (synced items their schema refused)")
+    ] = "event",
     as_json: JsonOpt = False,
 ) -> None:
     """Dead letters, newest first."""
+    if kind == "quarantine":
+        _quarantine_list(source, limit, as_json)
+        return
+    if kind != "event":
+        raise typer.BadParameter(f"--kind is event or quarantine, not {kind!r}")
     filters = _filters(
         source, vendor, task, error_class, since, until, text, None if state == "all" else state
     )
@@ -108,6 +116,30 @@ def dlq_list(
     for r in rows:  # errors wrap at the terminal's width, under the table, whole (up to ERROR_CHARS)
         console.print(
             f"{r['event_id']}  {r['error_class']}: {r['error_message'][:ERROR_CHARS]}", highlight=False
+        )
+
+
+def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
+    with _engine().connect() as conn:
+        rows = syncs.quarantined(conn, source=source, limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    print_table(
+        console,
+        ("source/stream", "item", "seen", "last seen"),
+        [
+            (f"{r['source']}/{r['stream']}", r["item_key"], str(r["seen"]), when(r["last_seen_at"]))
+            for r in rows
+        ],
+        keep=("source/stream", "item"),
+    )
+    if rows:
+        console.print()
+    for r in rows:  # the field errors under the table, whole
+        problems = "; ".join(f"{e['loc'] or '(item)'}: {e['msg']}" for e in r["errors"])
+        console.print(
+            f"{r['source']}/{r['stream']} {r['item_key']}  {problems}"[:ERROR_CHARS], highlight=False
         )
 
 
