@@ -56,6 +56,8 @@ class SyncSettings(BaseModel):
     slice_s: float = 300.0  # a run checkpoints and frees its worker after this long, then goes on
     sweep_interval_s: float = 5.0  # how often beat looks for runs to go on (resume_at, dead workers)
     requeue_s: float = 60.0  # a run sent by the sweeper but not started after this is sent again
+    breaker_failures: int = 5  # failures in a row that open a vendor account's circuit breaker
+    breaker_open_s: float = 30.0  # how long it stays open before one probe may go
 
 
 class Settings(BaseSettings):

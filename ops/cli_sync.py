@@ -1,10 +1,14 @@
-"""`hookyard sync …`: run a stream now, see every stream's state, rewind a cursor."""
+"""`hookyard sync …`: run a stream now, see every stream's state, rewind a cursor.
+
+`workers` is imported inside the commands: it brings the metrics, which `hookyard web` and `worker`
+must not load before they choose their metrics directory.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,14 +16,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from events import syncs
 from events.db import utcnow
+from events.log import configure_logging
 from events.queue import publish_sync
 from events.settings import get_settings
 from events.sources import load_sources
 from ops.cli_dlq import _actor, _engine, _print_json
 from ops.tables import print_table, when
-from workers import syncing
-from workers.sync_store import Counts
-from workers.syncs import make_deps
+
+if TYPE_CHECKING:
+    from workers.sync_store import Counts
 
 sync_cli = typer.Typer(help="Scheduled syncs from vendor APIs: run, status, rewind.", no_args_is_help=True)
 console = Console()
@@ -28,10 +33,10 @@ err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 SourceArg = Annotated[str, typer.Argument(help="A configured source with an API.")]
 StreamArg = Annotated[str, typer.Argument(help="One of its connector's streams (orders, tickets, …).")]
-NOT_RUN = (syncing.RunStatus.BUSY, syncing.RunStatus.DUPLICATE, syncing.RunStatus.FLAGGED)
+NOT_RUN = ("busy", "duplicate", "flagged")  # workers.syncing.RunStatus values of a run that did not run
 WHY_NOT = {
-    syncing.RunStatus.BUSY: "another run holds this stream; try again when it ends",
-    syncing.RunStatus.FLAGGED: "the source needs re-authorization (hookyard sources list)",
+    "busy": "another run holds this stream; try again when it ends",
+    "flagged": "the source needs re-authorization (hookyard sources list)",
 }
 
 
@@ -41,12 +46,20 @@ def sync_run(
     stream: StreamArg,
     full: Annotated[bool, typer.Option("--full", help="From the beginning, not from the cursor.")] = False,
     queue: Annotated[bool, typer.Option("--queue", help="Send it to the workers instead.")] = False,
+    slot: Annotated[
+        str | None, typer.Option(help="Name the run: a slot runs at most once (idempotent triggers).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one stream now, in the foreground with a progress bar (or --queue it for the workers)."""
-    deps = make_deps(get_settings())
+    from workers import syncing
+    from workers.syncs import make_deps
+
+    settings = get_settings()
+    configure_logging(settings.log_format, "WARNING")  # on stderr; a line per call would bury the bar
+    deps = make_deps(settings)
     syncing.target(deps.sources, source, stream)  # an unknown source or stream stops here (exit 2)
-    slot = f"manual-{uuid.uuid4()}"
+    slot = slot or f"manual-{uuid.uuid4()}"
     if queue:
         publish_sync(source, stream, slot=slot, triggered_by="manual", full=full)
         _print_json({"queued": True, "slot": slot}) if as_json else console.print(f"queued ({slot})")
@@ -91,7 +104,7 @@ def sync_run(
         )
         if result.error:
             console.print(f"error: {result.error}", highlight=False)
-    if result.status in (*NOT_RUN, syncing.RunStatus.FAILED):
+    if result.status in (*NOT_RUN, "failed"):
         raise typer.Exit(1)
 
 

@@ -113,7 +113,13 @@ def target(sources: Mapping[str, Source], source_name: str, stream_name: str) ->
     return source, stream
 
 
-def client_for(source: Source, redis_client: redis.Redis | None) -> VendorClient:
+def client_for(
+    source: Source,
+    redis_client: redis.Redis | None,
+    *,
+    breaker_failures: int = 5,
+    breaker_open_s: float = 30.0,
+) -> VendorClient:
     """The source's vendor client: its credentials, and with Redis its shared budget and breaker."""
     api = registry.get(source.connector).api
     if source.api is None or api is None:
@@ -126,7 +132,11 @@ def client_for(source: Source, redis_client: redis.Redis | None) -> VendorClient
         headers=api.headers(source.api.token.get_secret_value(), source.api.user),
         hooks=api.hooks,
         budget=None if redis_client is None else Budget(redis_client, vendor, account, source.api.limits),
-        breaker=None if redis_client is None else Breaker(redis_client, vendor, account),
+        breaker=None
+        if redis_client is None
+        else Breaker(
+            redis_client, vendor, account, failure_threshold=breaker_failures, open_interval_s=breaker_open_s
+        ),
     )
 
 

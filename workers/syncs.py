@@ -34,7 +34,12 @@ def make_deps(settings: Settings) -> syncing.Deps:
     sources = load_sources(settings.config, settings.secrets_file)
     return syncing.Deps(
         sources=sources,
-        client_for=lambda source: syncing.client_for(source, client),
+        client_for=lambda source: syncing.client_for(
+            source,
+            client,
+            breaker_failures=settings.sync.breaker_failures,
+            breaker_open_s=settings.sync.breaker_open_s,
+        ),
         lease_s=settings.sync.lease_s,
         slice_s=settings.sync.slice_s,
     )
