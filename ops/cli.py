@@ -59,6 +59,16 @@ DEMO_SOURCES = {
     "svix": ("standard-webhooks", "STANDARD_WEBHOOK_SECRET", "whsec_"),
 }
 
+# The README's sync walk-through: uncomment to sync the demo Stripe source from the fake Stripe API.
+DEMO_SYNC = """# Sync `payments` from a fake Stripe: run `python -m tests.fakes stripe --port 9100` in the
+# repository, uncomment these lines and restart `hookyard dev` (README, "Syncs").
+# [sources.payments.api]
+# base_url = "http://127.0.0.1:9100"
+# token = "sk_test_fake"
+# [sources.payments.sync]
+# events = "1m"
+"""
+
 
 @cli.callback()
 def main_options(
@@ -91,6 +101,8 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
     demo = {name: spec for name, spec in DEMO_SOURCES.items() if spec[0] in registry.names()}
     for name, (connector, var, _) in demo.items():
         lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n')
+    if "payments" in demo:
+        lines.append(DEMO_SYNC)
     config.write_text("\n".join(lines))
     if secrets_file is not None:
         secrets_file.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -100,8 +101,9 @@ def sync_run(
         c = result.counts
         console.print(
             f"{result.status}: {c.records} read, {c.applied} written, {c.stale} stale, "
-            f"{c.quarantined} quarantined; coverage {_percent(data['coverage'])}; run {result.run_id}"
+            f"{c.quarantined} quarantined; coverage {_percent(data['coverage'])}"
         )
+        console.print(f"run {result.run_id}", highlight=False)
         if result.error:
             console.print(f"error: {result.error}", highlight=False)
     if result.status in (*NOT_RUN, "failed"):
@@ -143,7 +145,7 @@ def sync_status(as_json: JsonOpt = False) -> None:
                 _lag(r["lag_s"]),
                 _percent(last.get("coverage")),
                 _percent(r["coverage_24h"]),
-                str(r["cursor"]) if r["cursor"] is not None else "—",
+                orjson.dumps(r["cursor"]).decode() if r["cursor"] is not None else "—",
                 r["last_error"] or "",
             )
         )
