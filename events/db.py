@@ -225,7 +225,7 @@ sync_runs = Table(
     Column("source", String(100), nullable=False),
     Column("stream", String(100), nullable=False),
     Column("slot", String(100), nullable=False),  # one run per schedule slot, manual trigger or resume
-    Column("triggered_by", String(16), nullable=False),  # beat | manual | resume | api
+    Column("triggered_by", String(16), nullable=False),  # beat | manual | resume
     Column("full_sync", Boolean, nullable=False, default=False),
     Column("status", String(16), nullable=False),  # workers.syncing.RunStatus
     Column("started_at", UTCDateTime, nullable=False),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from connectors import registry
 from events import audit
@@ -165,3 +165,13 @@ def quarantined(
         stmt = stmt.where(quarantine.c.stream == stream)
     stmt = stmt.order_by(quarantine.c.last_seen_at.desc(), quarantine.c.id.desc()).limit(limit).offset(offset)
     return [row_dict(r) for r in conn.execute(stmt)]
+
+
+def prune(conn: Connection, *, runs_before: datetime, quarantine_before: datetime) -> dict[str, int]:
+    """Retention: finished runs that started before `runs_before`, quarantined items last seen before
+    `quarantine_before` (a stream's cursor and its running run are never touched)."""
+    runs = conn.execute(
+        delete(sync_runs).where(sync_runs.c.started_at < runs_before, sync_runs.c.finished_at.is_not(None))
+    ).rowcount
+    items = conn.execute(delete(quarantine).where(quarantine.c.last_seen_at < quarantine_before)).rowcount
+    return {"sync_runs": runs, "quarantine": items}

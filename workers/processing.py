@@ -107,12 +107,10 @@ _CLAIM = (
 
 
 @cache
-def _upsert(dialect_name: str, strict: bool = False) -> Any:
+def _upsert(dialect_name: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins. Events and
-    syncs share it: `strict` (a sync) also keeps the stored copy on a tie, so a webhook's copy of
-    the same version stays, whichever arrived first."""
+    syncs (workers/sync_store.py) share it; `run_id` says a sync wrote the row, `event_id` an event."""
     stmt = dialect_insert(dialect_name)(records)
-    newer = stmt.excluded.updated_at > records.c.updated_at
     return stmt.on_conflict_do_update(
         index_elements=["vendor", "kind", "external_id"],
         set_={
@@ -125,7 +123,7 @@ def _upsert(dialect_name: str, strict: bool = False) -> Any:
         where=or_(
             records.c.updated_at.is_(None),
             stmt.excluded.updated_at.is_(None),
-            newer if strict else stmt.excluded.updated_at >= records.c.updated_at,
+            stmt.excluded.updated_at >= records.c.updated_at,
         ),
     )
 

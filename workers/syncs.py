@@ -78,7 +78,10 @@ def sweep() -> int:
     """Send the runs due to go on (stopped early, or their worker died)."""
     settings = get_settings()
 
+    sources = _deps(os.getpid()).sources
+
     def send(source: str, stream: str, slot: str) -> None:
-        publish_sync(source, stream, slot=slot, triggered_by="resume")
+        if source in sources:  # a source removed from the file keeps its cursor, and is not run
+            publish_sync(source, stream, slot=slot, triggered_by="resume")
 
     return syncing.sweep(engine(), now=utcnow(), requeue_s=settings.sync.requeue_s, send=send)

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from events import syncs
-from events.db import audit_log, sync_cursors, utcnow
+from events.db import audit_log, sync_cursors, sync_runs, utcnow
 from events.queue import MAINTENANCE_QUEUE, SYNC_QUEUE, SYNC_SWEEP_TASK, SYNC_TASK, sync_schedule
 from ops.api import create_api
 from tests.fakes.process import in_process
@@ -103,3 +103,20 @@ def test_beat_entries_expire_after_their_interval(tmp_path: Path) -> None:
         and entries["sync-sweep"]["options"]["queue"] == MAINTENANCE_QUEUE
     )
     assert sync_schedule(load(tmp_path, source_text("shopify", "http://fake.test")), 5.0) == {}
+
+
+def test_retention_prunes_old_runs_and_quarantine_but_never_a_running_run(
+    engine: Engine, synced: syncing.Deps
+) -> None:
+    """Finished runs go with processed events, quarantined items with dead letters; a run still
+    running stays whatever its age."""
+    later = utcnow() + timedelta(days=100)
+    with engine.begin() as conn:
+        conn.execute(update(sync_runs).values(status="running", finished_at=None))
+        kept = syncs.prune(conn, runs_before=later, quarantine_before=utcnow() - timedelta(days=1))
+        assert kept == {"sync_runs": 0, "quarantine": 0}
+        conn.execute(update(sync_runs).values(status="done", finished_at=utcnow()))
+        assert syncs.prune(conn, runs_before=later, quarantine_before=later) == {
+            "sync_runs": 1,
+            "quarantine": 1,
+        }
