@@ -60,6 +60,20 @@ class SyncSettings(BaseModel):
     breaker_open_s: float = 30.0  # how long it stays open before one probe may go
 
 
+class MonitorSettings(BaseModel):
+    interval_s: float = 60.0  # how often beat judges every source's health, SLAs and anomalies
+    window_s: float = 3600.0  # the health score's window
+    counts_flush_s: float = 5.0  # how often each process writes its counts (API calls, refusals)
+
+
+class UiSettings(BaseModel):
+    # Signs the dashboard's session cookies; unset, a random key is made once and kept in the database
+    # (table app_secrets), so every web process on every machine shares it.
+    secret_key: SecretStr | None = None
+    session_hours: float = 12.0
+    secure_cookie: bool = False  # set it when the dashboard is served over HTTPS
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -78,6 +92,8 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     # the vendor APIs' shared rate budgets and circuit breakers; unset: the broker's, when it is Redis
     redis_url: SecretStr | None = None
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
 
 @cache

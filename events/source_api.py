@@ -1,4 +1,5 @@
-"""A source's vendor API credentials and sync schedule, validated when the sources file loads.
+"""A source's vendor API (its daily quota, credentials and rate limits) and its sync schedule,
+validated when the sources file loads.
 
     [sources.shop.api]                    # what syncs (and later event-driven fetches) call
     base_url = "https://acme.myshopify.com"
@@ -7,15 +8,17 @@
     user = "agent@example.com"            # Zendesk only: the agent an API token belongs to (Basic auth)
     page_size = 100                       # optional; each stream caps it at the vendor's maximum
     limits = { points = { capacity = 2000, restore_per_s = 100 } }   # the budget's limits, by name
+    daily_quota = 40000                   # optional: calls per UTC day (`hookyard status` forecasts it)
 
     [sources.shop.sync]                   # the streams beat keeps fresh, and how often
     orders = "5m"
     customers = "1h"
 
-A limit override is a window (`count` per `period_s`) or a bucket (`capacity`, `restore_per_s`),
-optionally with a `reserve` for real-time work; it replaces the vendor's default of that name
-(connectors.budget.VENDOR_LIMITS) and keeps its unit. Every mistake is one ConfigError naming the
-file, the source and the field; `sources.py` expands `${VAR}` before this module sees the values.
+`base_url` and `token` go together; without them the block may hold the quota alone, and the source
+has no syncs. A limit override is a window (`count` per `period_s`) or a bucket (`capacity`,
+`restore_per_s`), optionally with a `reserve` for real-time work; it replaces the vendor's default of
+that name (connectors.budget.VENDOR_LIMITS) and keeps its unit. Every mistake is one ConfigError naming
+the file, the source and the field; `sources.py` expands `${VAR}` before this module sees the values.
 """
 
 from __future__ import annotations
@@ -77,17 +80,18 @@ class LimitOverride(BaseModel):
 
 class _ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    base_url: HttpUrl
-    token: SecretStr
+    base_url: HttpUrl | None = None
+    token: SecretStr | None = None
     account: str | None = Field(default=None, min_length=1)
     user: str | None = Field(default=None, min_length=1)
     page_size: int | None = Field(default=None, ge=1, le=250_000)
     limits: dict[str, LimitOverride] = {}
+    daily_quota: int | None = Field(default=None, ge=1)  # calls per UTC day; None: no quota
 
 
 @dataclass(frozen=True)
-class SourceApi:
-    """A source's vendor API: where, with which credentials, and its rate budget's limits."""
+class ApiAccess:
+    """How syncs call a source's vendor API: where, with which credentials, within which limits."""
 
     base_url: str
     token: SecretStr
@@ -97,14 +101,33 @@ class SourceApi:
     limits: tuple[Limit, ...]
 
 
+@dataclass(frozen=True)
+class SourceApi:
+    """`[sources.X.api]`: the daily quota (events.targets' forecasts) and, when given, the access."""
+
+    daily_quota: int | None = None
+    access: ApiAccess | None = None  # None: no base_url and token, so no syncs
+
+
+ACCESS_ONLY = ("account", "user", "page_size", "limits")
+
+
 def load_api(raw: Mapping[str, Any], connector: ConnectorSpec, where: str) -> SourceApi:
     """Validate `[sources.X.api]` (its `${VAR}`s already expanded) against the connector's API."""
-    if connector.api is None:
-        raise ConfigError(f"{where}: connector {connector.name} has no pull API to call")
     try:
         model = _ApiModel.model_validate(raw)
     except ValidationError as exc:
         raise config_error(where, exc) from None
+    if model.base_url is None and model.token is None:
+        given = [name for name in ACCESS_ONLY if name in raw]
+        if given:
+            raise ConfigError(f"{where}.{given[0]}: it needs base_url and token")
+        return SourceApi(daily_quota=model.daily_quota)
+    if model.base_url is None or model.token is None:
+        missing = "base_url" if model.base_url is None else "token"
+        raise ConfigError(f"{where}.{missing}: base_url and token go together")
+    if connector.api is None:
+        raise ConfigError(f"{where}: connector {connector.name} has no pull API to call")
     if connector.api.account and model.account is None:
         raise ConfigError(f"{where}.account: required for {connector.name} ({connector.api.account})")
     defaults = {limit.name: limit for limit in limits_for(connector.name)}
@@ -117,7 +140,7 @@ def load_api(raw: Mapping[str, Any], connector: ConnectorSpec, where: str) -> So
             overrides[name] = override.limit(defaults[name])
         except ConfigError as exc:
             raise ConfigError(f"{where}.limits.{name}: {exc}") from None
-    return SourceApi(
+    access = ApiAccess(
         base_url=str(model.base_url).rstrip("/"),
         token=model.token,
         account=model.account,
@@ -125,6 +148,7 @@ def load_api(raw: Mapping[str, Any], connector: ConnectorSpec, where: str) -> So
         page_size=model.page_size,
         limits=limits_for(connector.name, overrides),
     )
+    return SourceApi(daily_quota=model.daily_quota, access=access)
 
 
 def load_sync(raw: Mapping[str, Any], connector: ConnectorSpec, where: str) -> dict[str, float]:

@@ -15,8 +15,8 @@ expanded in secrets, string options and the forward block, and then everything i
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
-`[sources.X.api]` and `[sources.X.sync]` (vendor API credentials, streams to keep fresh) are read by
-`events.source_api`; a pull-only connector (GA4: `webhooks = False`) takes an API and no secrets.
+`[sources.X.api]` and `[sources.X.sync]` (vendor API quota and credentials, streams to keep fresh) are
+read by `events.source_api`; a pull-only connector (GA4: `webhooks = False`) takes an API, no secrets.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
+from connectors.internal import INTERNAL_SOURCE
 from events.source_api import SourceApi, load_api, load_sync
+from events.targets import AnomalyConfig, SlaConfig
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -101,7 +103,9 @@ class _SourceModel(BaseModel):
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
-    api: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
+    sla: SlaConfig | None = None
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded (events.source_api)
     sync: dict[str, Any] | None = None
 
 
@@ -122,7 +126,9 @@ class Source:
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
-    api: SourceApi | None = None  # the vendor API the syncs call
+    sla: SlaConfig | None = None  # events.targets: SLA targets and anomaly thresholds
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: SourceApi = SourceApi()  # events.source_api: its daily quota, and how syncs call it
     sync: dict[str, float] | None = None  # stream → interval (s) that beat keeps it fresh at
 
     def secret_values(self) -> list[str]:
@@ -214,6 +220,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             raise ConfigError(
                 f"{where}: a source name is lower-case letters, digits, '-' or '_' (it is part of the URL)"
             )
+        if name == INTERNAL_SOURCE:
+            raise ConfigError(f"{where}: the name {name!r} is reserved for Hookyard's own alert events")
         if src.connector not in registry.names():
             raise ConfigError(
                 f"{where}.connector: unknown connector {src.connector!r}; "
@@ -224,13 +232,10 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
         except ConfigError as exc:
             raise ConfigError(f"{where}.connector: {exc}") from None
         secrets = _secrets(src, connector, env, where)
-        api = (
-            None
-            if src.api is None
-            else load_api(_expand_strings(src.api, env, f"{where}.api"), connector, f"{where}.api")
-        )
-        if src.sync is not None and api is None:
-            raise ConfigError(f"{where}.sync: a sync needs the vendor API: add [sources.{name}.api]")
+        api = load_api(_expand_strings(src.api or {}, env, f"{where}.api"), connector, f"{where}.api")
+        if api.access is None and (src.sync is not None or not connector.webhooks):
+            missing = "a sync" if src.sync is not None else f"{connector.name} is pull-only: it"
+            raise ConfigError(f"{where}.api: {missing} needs the vendor API's base_url and token")
         sources[name] = Source(
             name=name,
             connector=src.connector,
@@ -241,6 +246,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
+            sla=src.sla,
+            anomaly=src.anomaly,
             api=api,
             sync=None if src.sync is None else load_sync(src.sync, connector, f"{where}.sync"),
         )
@@ -254,8 +261,6 @@ def _secrets(
     if not connector.webhooks:
         if src.secrets:
             raise ConfigError(f"{where}.secrets: {connector.name} sends no webhooks; remove them")
-        if src.api is None:
-            raise ConfigError(f"{where}.api: {connector.name} is pull-only: configure its API")
         return ()
     if src.secrets is None:
         raise ConfigError(f"{where}.secrets: Field required")

@@ -129,7 +129,7 @@ def rewind(
     while a run holds the stream."""
     configured = sources.get(source)
     api = registry.get(configured.connector).api if configured is not None else None
-    if configured is None or configured.api is None or api is None or stream not in api.streams:
+    if configured is None or configured.api.access is None or api is None or stream not in api.streams:
         raise ConfigError(f"no stream {stream!r} of a source {source!r} with an API in the sources file")
     cursor = api.streams[stream].rewind(to)
     c = sync_cursors.c

@@ -30,6 +30,7 @@ from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_rules import rules_cli
+from ops.cli_status import status
 from ops.cli_sync import sync_cli
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
@@ -48,6 +49,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
 cli.add_typer(sync_cli, name="sync")
+cli.command("status")(status)
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -160,10 +162,9 @@ def web(
 
 
 def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import MAINTENANCE_QUEUE, SYNC_QUEUE, vendor_queue
+    from events.queue import hookyard_queues
 
-    vendors = sorted({s.connector for s in sources.values()})
-    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE, SYNC_QUEUE]
+    return hookyard_queues(s.connector for s in sources.values())
 
 
 def schedule_syncs(sources: Mapping[str, Source]) -> None:

@@ -56,14 +56,14 @@ def load(tmp_path: Path, text: str) -> dict[str, Source]:
 
 def client(source: Source, http: httpx.Client) -> VendorClient:
     """The source's client on a fake, no budget, no breaker, retries without sleeping."""
-    assert source.api is not None
+    access = source.api.access
     api = registry.get(source.connector).api
-    assert api is not None
+    assert access is not None and api is not None
     return VendorClient(
         source.connector,
         source.name,
-        source.api.base_url,
-        headers=api.headers(source.api.token.get_secret_value(), source.api.user),
+        access.base_url,
+        headers=api.headers(access.token.get_secret_value(), access.user),
         hooks=api.hooks,
         http=http,
         sleep=lambda _: None,

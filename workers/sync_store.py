@@ -111,7 +111,7 @@ def judge(record: Record, row: Any, counts: Counts) -> bool:
         counts.changed += 1
         counts.covered += 1
         return False
-    same_second_change = record.updated_at == row.updated_at and row.data != record.data()
+    same_second_change = bool(record.updated_at == row.updated_at and row.data != record.data())
     counts.changed += same_second_change
     return same_second_change
 

@@ -103,8 +103,8 @@ def target(sources: Mapping[str, Source], source_name: str, stream_name: str) ->
     if source is None:
         raise ConfigError(f"no source named {source_name!r}")
     api = registry.get(source.connector).api
-    if source.api is None or api is None:
-        raise ConfigError(f"source {source_name!r} has no [sources.{source_name}.api]: it cannot sync")
+    if source.api.access is None or api is None:
+        raise ConfigError(f"source {source_name!r} has no vendor API (base_url, token): it cannot sync")
     stream = api.streams.get(stream_name)
     if stream is None:
         raise ConfigError(
@@ -122,16 +122,17 @@ def client_for(
 ) -> VendorClient:
     """The source's vendor client: its credentials, and with Redis its shared budget and breaker."""
     api = registry.get(source.connector).api
-    if source.api is None or api is None:
+    access = source.api.access
+    if access is None or api is None:
         raise ConfigError(f"source {source.name!r} has no vendor API configured")
     vendor, account = source.connector, source.name
     return VendorClient(
         vendor,
         account,
-        source.api.base_url,
-        headers=api.headers(source.api.token.get_secret_value(), source.api.user),
+        access.base_url,
+        headers=api.headers(access.token.get_secret_value(), access.user),
         hooks=api.hooks,
-        budget=None if redis_client is None else Budget(redis_client, vendor, account, source.api.limits),
+        budget=None if redis_client is None else Budget(redis_client, vendor, account, access.limits),
         breaker=None
         if redis_client is None
         else Breaker(
@@ -141,8 +142,9 @@ def client_for(
 
 
 def reader_for(source: Source, client: VendorClient, priority: Priority = Priority.BACKFILL) -> Reader:
-    assert source.api is not None
-    return Reader(client, account=source.api.account, page_size=source.api.page_size, priority=priority)
+    access = source.api.access
+    assert access is not None, "target() checks it"
+    return Reader(client, account=access.account, page_size=access.page_size, priority=priority)
 
 
 def run(

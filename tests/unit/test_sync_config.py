@@ -34,9 +34,10 @@ def test_api_and_schedule_load_with_the_token_secret_and_limits_overridden(
     text = SHOP + API + "limits = { points = { capacity = 2000, restore_per_s = 100 } }\n"
     text += '[sources.shop.sync]\norders = "5m"\ncustomers = "1h"\n'
     shop = load(tmp_path, text)["shop"]
-    assert shop.api.base_url == "https://acme.myshopify.com"
-    assert shop.api.token.get_secret_value() == "shpat_secret" and "shpat_secret" not in repr(shop)
-    points, rest = shop.api.limits
+    access = shop.api.access
+    assert access.base_url == "https://acme.myshopify.com"
+    assert access.token.get_secret_value() == "shpat_secret" and "shpat_secret" not in repr(shop)
+    points, rest = access.limits
     assert points == Limit.bucket("points", 2000, 100, reserve=100) and rest.name == "rest"
     assert shop.sync == {"orders": 300.0, "customers": 3600.0}
 
@@ -59,7 +60,9 @@ def test_api_and_schedule_load_with_the_token_secret_and_limits_overridden(
             "sources.shop.api.limits.nope: not a limit",
         ),
         (SHOP + API + "limits = { points = { count = 1 } }\n", "sources.shop.api.limits.points"),
-        (SHOP + '[sources.shop.sync]\norders = "5m"\n', "sources.shop.sync: a sync needs the vendor API"),
+        (SHOP + '[sources.shop.sync]\norders = "5m"\n', "sources.shop.api: a sync needs the vendor API"),
+        (SHOP + '[sources.shop.api]\ntoken = "t"\n', "sources.shop.api.base_url: base_url and token go"),
+        (SHOP + "[sources.shop.api]\npage_size = 5\n", "sources.shop.api.page_size: it needs base_url"),
         (SHOP + API.replace("${SHOP_TOKEN}", "${UNSET_TOKEN_X}"), "sources.shop.api.token: ${UNSET_TOKEN_X}"),
         (
             GH + '[sources.gh.api]\nbase_url = "https://x.test"\ntoken = "t"\n',
@@ -69,7 +72,7 @@ def test_api_and_schedule_load_with_the_token_secret_and_limits_overridden(
             CW + '[sources.cw.api]\nbase_url = "https://x.test"\ntoken = "t"\n',
             "sources.cw.api.account: required for chatwoot",
         ),
-        ('[sources.ga]\nconnector = "ga4"\n', "sources.ga.api: ga4 is pull-only"),
+        ('[sources.ga]\nconnector = "ga4"\n', "sources.ga.api: ga4 is pull-only: it needs"),
         (
             GA + '[sources.ga.api]\nbase_url = "https://x.test"\ntoken = "t"\naccount = "1"\n',
             "sources.ga.secrets: ga4 sends no webhooks",
@@ -92,7 +95,7 @@ def test_a_pull_only_source_takes_no_secrets(tmp_path: Path) -> None:
     text = '[sources.ga]\nconnector = "ga4"\n[sources.ga.api]\nbase_url = "https://analyticsdata.googleapis.com"\n'
     text += 'token = "ya29.x"\naccount = "123456"\n[sources.ga.sync]\nreport = "1d"\n'
     source = load(tmp_path, text)["ga"]
-    assert (source.secrets, source.sync, source.api.account) == ((), {"report": 86400.0}, "123456")
+    assert (source.secrets, source.sync, source.api.access.account) == ((), {"report": 86400.0}, "123456")
 
 
 def test_a_bad_stream_stops_the_worker_with_exit_2(tmp_path: Path) -> None:

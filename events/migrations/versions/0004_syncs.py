@@ -1,7 +1,7 @@
 """syncs: cursors with leases, run history, quarantine; records written by a sync
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from events.db import UTCDateTime
 
 revision = "0004"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
