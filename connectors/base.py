@@ -20,6 +20,7 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.streams import Api
 from schemas.envelope import Envelope
 from schemas.errors import ConfigError
 from schemas.records import Record
@@ -155,6 +156,10 @@ class ConnectorSpec:
     """How processing retries this vendor's events; a source's `retry = {…}` overrides it."""
     options_model: type[Options] = Options
     """The `Options` model a source's `options = {…}` must fit; the default allows no options."""
+    api: Api | None = None
+    """The vendor's pull API (`connectors.streams.Api`): credentials and streams for syncs; None: none."""
+    webhooks: bool = True
+    """Whether the vendor sends webhooks; a pull-only vendor (GA4) takes no secrets and verifies nothing."""
 
     @classmethod
     def of(cls, connector: object) -> ConnectorSpec:
@@ -218,6 +223,10 @@ def _problem(name: str, value: Any) -> str | None:
         return None if value is None or isinstance(value, bool) else "must be True, False or None"
     if name in ("sign", "handshake"):
         return None if value is None or callable(value) else "must be a function"
+    if name == "api":
+        return None if value is None or isinstance(value, Api) else "must be a connectors.streams.Api"
+    if name == "webhooks":
+        return None if isinstance(value, bool) else "must be True or False"
     if name == "retry_policy":
         return None if isinstance(value, RetryPolicy) else "must be a schemas.retry.RetryPolicy"
     if not (isinstance(value, type) and issubclass(value, Options)):

@@ -127,8 +127,9 @@ records = Table(
     Column("external_id", String(200), primary_key=True),
     Column("data", JSON, nullable=False),
     Column("updated_at", UTCDateTime),
-    Column("event_id", String(36), nullable=False),  # the event that last changed it
-    Column("version", Integer, nullable=False),  # how many events changed it
+    Column("event_id", String(36)),  # the event that last changed it (None: a sync did)
+    Column("version", Integer, nullable=False),  # how many events (and sync runs) changed it
+    Column("run_id", String(36)),  # the sync run that last changed it (None: an event did)
 )
 
 
@@ -243,6 +244,69 @@ oauth_states = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
+)
+
+# Syncs (workers/syncing.py): one cursor per (source, stream), leased by the run that moves it; a
+# history row per run, unique per schedule slot; the items a schema refused, with their field errors.
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("stream", String(100), primary_key=True),
+    Column("cursor", JSON),  # the stream's resume point; None: from the beginning
+    Column("checkpoint_at", UTCDateTime),  # when the cursor last moved
+    Column("fresh_at", UTCDateTime),  # the start of the last run that reached the present
+    Column("lease_token", String(36)),  # the fencing token of the run that may move the cursor
+    Column("lease_until", UTCDateTime),
+    Column("run_id", String(36)),  # the run that holds, or last held, the lease
+    Column("resume_at", UTCDateTime),  # a run ended early (throttled, out of time): go on then
+    Column("queued_at", UTCDateTime),  # the sweeper sent a run for `resume_at` and waits for it
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),  # in a row
+    Column("last_error", Text),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("stream", String(100), nullable=False),
+    Column("slot", String(100), nullable=False),  # one run per schedule slot, manual trigger or resume
+    Column("triggered_by", String(16), nullable=False),  # beat | manual | resume
+    Column("full_sync", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),  # workers.syncing.RunStatus
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("records", Integer, nullable=False, default=0),  # read and valid
+    Column("applied", Integer, nullable=False, default=0),  # written: new or newer than stored
+    Column("stale", Integer, nullable=False, default=0),  # older than stored: counted, never written
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("changed", Integer, nullable=False, default=0),  # news to the sync (coverage's denominator)
+    Column("covered", Integer, nullable=False, default=0),  # … that a webhook had already delivered
+    Column("error", Text),
+    Column("cursor_before", JSON),
+    Column("cursor_after", JSON),
+    UniqueConstraint("source", "stream", "slot", name="uq_sync_runs_slot"),
+    Index("ix_sync_runs_stream_started", "source", "stream", "started_at"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("stream", String(100), nullable=False),
+    Column("vendor", String(50), nullable=False),
+    Column("item_key", String(200), nullable=False),  # the item's id, or a hash of it
+    Column("run_id", String(36), nullable=False),  # the last run that met it
+    Column("errors", JSON, nullable=False),  # [{"loc", "msg"}]
+    Column("item", JSON),  # the vendor's item as it came
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("seen", Integer, nullable=False, default=1),
+    UniqueConstraint("source", "stream", "item_key", name="uq_quarantine_item"),
+    Index("ix_quarantine_last_seen", "last_seen_at"),
 )
 
 # Operations (migration 0006): the monitor's state per source, counters per source and hour, secrets

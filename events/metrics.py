@@ -91,6 +91,13 @@ OAUTH_INSTALLS = Counter(
     "OAuth install steps (start, callback) by outcome: ok or the refusal's code",
     ["source", "step", "outcome"],
 )
+# syncs (workers/syncing.py)
+SYNC_RUNS = Counter("hookyard_sync_runs_total", "Sync runs by how they ended", ["source", "stream", "status"])
+SYNC_RECORDS = Counter(
+    "hookyard_sync_records_total",
+    "Synced records and items by what became of them",
+    ["source", "stream", "outcome"],  # outcome: applied | stale | quarantined | changed | covered
+)
 
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(
@@ -125,6 +132,8 @@ PROCESS_METRICS = (
     RELAYED,
     OAUTH_REFRESHES,
     OAUTH_INSTALLS,
+    SYNC_RUNS,
+    SYNC_RECORDS,
     ALERTS,
     MONITOR_RUNS,
     UI_REJECTIONS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from connectors.internal import INTERNAL_SOURCE
 from events import broker  # noqa: F401 - registers the embedded broker's URL scheme
 from events.log import configure_logging
 from events.settings import Settings, get_settings
+from events.sources import Source
 
 log = structlog.get_logger()
 
@@ -29,6 +30,9 @@ MAINTENANCE_QUEUE = "hookyard.maintenance"
 PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor, ids_per_message at most
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
+SYNC_QUEUE = "hookyard.sync"
+SYNC_TASK = "hookyard.sync.run"  # args: [source, stream]; kwargs: slot, triggered_by, full
+SYNC_SWEEP_TASK = "hookyard.sync.sweep"
 MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
@@ -38,10 +42,10 @@ def vendor_queue(vendor: str) -> str:
 
 
 def hookyard_queues(vendors: Iterable[str]) -> list[str]:
-    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events)
-    and maintenance."""
+    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events),
+    maintenance and syncs."""
     names = sorted({*vendors, INTERNAL_SOURCE})
-    return [vendor_queue(v) for v in names] + [MAINTENANCE_QUEUE]
+    return [vendor_queue(v) for v in names] + [MAINTENANCE_QUEUE, SYNC_QUEUE]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-app = Celery("hookyard", include=["workers.tasks"])
+app = Celery("hookyard", include=["workers.tasks", "workers.syncs"])
 app.on_configure.connect(lambda sender, **_: sender.conf.update(celery_config(get_settings())), weak=False)
 
 
@@ -114,6 +118,39 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
                     headers={PUBLISHED_AT: time.time()},
                 )
     return sum(len(ids) for ids in by_vendor.values())
+
+
+def sync_schedule(sources: Mapping[str, Source], sweep_interval_s: float) -> dict[str, Any]:
+    """Beat entries for every stream a source keeps fresh (each expires after its interval, so a
+    backlog never replays stale schedules), and the sweeper that resumes runs that stopped early."""
+    entries: dict[str, Any] = {
+        f"sync:{source.name}:{stream}": {
+            "task": SYNC_TASK,
+            "schedule": interval_s,
+            "args": [source.name, stream],
+            "kwargs": {"triggered_by": "beat"},
+            "options": {"queue": SYNC_QUEUE, "expires": interval_s},
+        }
+        for source in sources.values()
+        for stream, interval_s in (source.sync or {}).items()
+    }
+    if entries:
+        entries["sync-sweep"] = {
+            "task": SYNC_SWEEP_TASK,
+            "schedule": sweep_interval_s,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": max(sweep_interval_s, 1.0)},
+        }
+    return entries
+
+
+def publish_sync(source: str, stream: str, *, slot: str, triggered_by: str, full: bool = False) -> None:
+    """Send one run of a stream to the sync queue (a slot names it: the same slot runs once)."""
+    app.send_task(
+        SYNC_TASK,
+        args=[source, stream],
+        kwargs={"slot": slot, "triggered_by": triggered_by, "full": full},
+        queue=SYNC_QUEUE,
+    )
 
 
 def connect_publisher() -> None:

@@ -64,6 +64,15 @@ class OAuthSettings(BaseModel):
     http_timeout_s: float = 15.0  # token endpoint calls; under refresh_lease_s and refresh_wait_s
 
 
+class SyncSettings(BaseModel):
+    lease_s: float = 120.0  # a run's lease on its stream, extended at every checkpoint
+    slice_s: float = 300.0  # a run checkpoints and frees its worker after this long, then goes on
+    sweep_interval_s: float = 5.0  # how often beat looks for runs to go on (resume_at, dead workers)
+    requeue_s: float = 60.0  # a run sent by the sweeper but not started after this is sent again
+    breaker_failures: int = 5  # failures in a row that open a vendor account's circuit breaker
+    breaker_open_s: float = 30.0  # how long it stays open before one probe may go
+
+
 class MonitorSettings(BaseModel):
     interval_s: float = 60.0  # how often beat judges every source's health, SLAs and anomalies
     window_s: float = 3600.0  # the health score's window
@@ -95,6 +104,9 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    # the vendor APIs' shared rate budgets and circuit breakers; unset: the broker's, when it is Redis
+    redis_url: SecretStr | None = None
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
 

@@ -17,6 +17,8 @@ headers and the forward URL are SecretStr: no repr, log line or error message sh
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
 `[sources.X.oauth]` connects the source to its vendor's API through OAuth (`events.oauth_config`);
 tokens are kept sealed, so such a source also needs HOOKYARD_TOKEN_KEYS (`events.secretbox`).
+`[sources.X.api]` and `[sources.X.sync]` (vendor API quota and credentials, streams to keep fresh) are
+read by `events.source_api`; a pull-only connector (GA4: `webhooks = False`) takes an API, no secrets.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ from connectors.base import ConnectorSpec, HeaderName, Options, config_error
 from connectors.internal import INTERNAL_SOURCE
 from events.oauth_config import OAuthConfig, load_oauth
 from events.secretbox import load_box
-from events.targets import AnomalyConfig, ApiConfig, SlaConfig
+from events.source_api import SourceApi, load_api, load_sync
+from events.targets import AnomalyConfig, SlaConfig
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -100,7 +103,7 @@ class Retry(BaseModel):
 class _SourceModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str
-    secrets: list[str]
+    secrets: list[str] | None = None  # required unless the connector receives no webhooks
     options: dict[str, Any] = {}
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
@@ -108,7 +111,8 @@ class _SourceModel(BaseModel):
     oauth: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     sla: SlaConfig | None = None
     anomaly: AnomalyConfig = AnomalyConfig()
-    api: ApiConfig = ApiConfig()
+    api: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded (events.source_api)
+    sync: dict[str, Any] | None = None
 
 
 class _FileModel(BaseModel):
@@ -129,9 +133,10 @@ class Source:
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
     oauth: OAuthConfig | None = None
-    sla: SlaConfig | None = None  # events.targets: SLA targets, anomaly thresholds, the API quota
+    sla: SlaConfig | None = None  # events.targets: SLA targets and anomaly thresholds
     anomaly: AnomalyConfig = AnomalyConfig()
-    api: ApiConfig = ApiConfig()
+    api: SourceApi = SourceApi()  # events.source_api: its daily quota, and how syncs call it
+    sync: dict[str, float] | None = None  # stream → interval (s) that beat keeps it fresh at
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -252,14 +257,12 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             connector = registry.get(src.connector)
         except ConfigError as exc:
             raise ConfigError(f"{where}.connector: {exc}") from None
-        secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
-        if not any(secrets):
-            raise ConfigError(
-                f"{where}.secrets: no usable secret; a source without one would accept "
-                "forgeries, so it is refused"
-            )
-        if not all(secrets):
-            raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
+        secrets = _secrets(src, connector, env, where)
+        raw_api = _expand_strings(src.api or {}, env, f"{where}.api")
+        api = load_api(raw_api, connector, f"{where}.api", oauth=src.oauth is not None)
+        if api.access is None and (src.sync is not None or not connector.webhooks):
+            missing = "a sync" if src.sync is not None else f"{connector.name} is pull-only: it"
+            raise ConfigError(f"{where}.api: {missing} needs the vendor API's base_url and token")
         sources[name] = Source(
             name=name,
             connector=src.connector,
@@ -273,6 +276,28 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             oauth=None if src.oauth is None else _oauth(src.oauth, src.connector, env, f"{where}.oauth"),
             sla=src.sla,
             anomaly=src.anomaly,
-            api=src.api,
+            api=api,
+            sync=None if src.sync is None else load_sync(src.sync, connector, f"{where}.sync"),
         )
     return sources
+
+
+def _secrets(
+    src: _SourceModel, connector: ConnectorSpec, env: Mapping[str, str], where: str
+) -> tuple[str, ...]:
+    """The webhook secrets, expanded; a pull-only connector takes none (and verifies nothing)."""
+    if not connector.webhooks:
+        if src.secrets:
+            raise ConfigError(f"{where}.secrets: {connector.name} sends no webhooks; remove them")
+        return ()
+    if src.secrets is None:
+        raise ConfigError(f"{where}.secrets: Field required")
+    secrets = tuple(expand(s, env, f"{where}.secrets") for s in src.secrets)
+    if not any(secrets):
+        raise ConfigError(
+            f"{where}.secrets: no usable secret; a source without one would accept "
+            "forgeries, so it is refused"
+        )
+    if not all(secrets):
+        raise ConfigError(f"{where}.secrets: an empty secret is listed; remove it")
+    return secrets

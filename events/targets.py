@@ -1,5 +1,6 @@
 """What an operator expects of a source, from the sources file: SLA targets, anomaly thresholds and
-the vendor API quota. Validated when the file loads (a mistake is one line naming the field).
+the vendor API quota (`[sources.X.api]`, read by events.source_api with the API's credentials).
+Validated when the file loads (a mistake is one line naming the field).
 
     [sources.shop.sla]
     p95_end_to_end_s = 60            # 95 % of events processed within 60 s of arriving
@@ -137,10 +138,3 @@ class AnomalyConfig(_Block):
             min_attempts=self.min_attempts,
             debounce=self.debounce(),
         )
-
-
-class ApiConfig(BaseModel):
-    """`[sources.X.api]`: the vendor API this source calls. Only the quota is read here."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    daily_quota: int | None = Field(default=None, ge=1)  # calls per UTC day; None: no quota

@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine, select
 
-from events import audit, dlq, flags
+from events import audit, dlq, flags, syncs
 from events.db import event_dict, events, utcnow
 from events.queue import publish
 from events.sources import Source
@@ -232,5 +232,35 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
                 raise ApiError(404, "not_found", f"source {name!r} is not flagged")
             audit.record(conn, f"api:{who.name}", "sources.clear_flag", name)
         return {"name": name, "needs_reauth": False}
+
+    @api.get("/syncs")
+    def list_syncs(who: Reader) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return syncs.status(conn, sources, utcnow())
+
+    @api.get("/syncs/{source}/{stream}")
+    def show_sync(
+        source: str, stream: str, who: Reader, runs: Annotated[int, Query(ge=1, le=1000)] = 20
+    ) -> dict[str, Any]:
+        with engine.connect() as conn:
+            found = [
+                s
+                for s in syncs.status(conn, sources, utcnow())
+                if (s["source"], s["stream"]) == (source, stream)
+            ]
+            if not found:
+                raise ApiError(404, "not_found", f"no sync {source}/{stream}")
+            return {**found[0], "runs": syncs.history(conn, source, stream, runs)}
+
+    @api.get("/quarantine")
+    def list_quarantine(
+        who: Reader,
+        source: str | None = None,
+        stream: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return syncs.quarantined(conn, source, stream, limit, offset)
 
     return api

@@ -41,6 +41,7 @@ from ops.cli_support import (
     wait_for_an_end,
     wait_until_up,
 )
+from ops.cli_sync import sync_cli
 from ops.database import database_url, open_database
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
@@ -59,6 +60,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
 cli.add_typer(connections_cli, name="connections")
+cli.add_typer(sync_cli, name="sync")
 cli.command("status")(status)
 console = Console()
 err_console = Console(stderr=True)
@@ -89,6 +91,16 @@ DEMO_OAUTH_ENV = {  # the fake provider's default client: demo values, not crede
     "DEMO_OAUTH_CLIENT_ID": "hookyard-demo",
     "DEMO_OAUTH_CLIENT_SECRET": "demo-secret",
 }
+
+# The README's sync walk-through: uncomment to sync the demo Stripe source from the fake Stripe API.
+DEMO_SYNC = """# Sync `payments` from a fake Stripe: run `python -m tests.fakes stripe --port 9100` in the
+# repository, uncomment these lines and restart `hookyard dev` (README, "Syncs").
+# [sources.payments.api]
+# base_url = "http://127.0.0.1:9100"
+# token = "sk_test_fake"
+# [sources.payments.sync]
+# events = "1m"
+"""
 
 
 @cli.callback()
@@ -136,6 +148,8 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
             f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n'
             + DEMO_OAUTH.get(name, "")
         )
+    if "payments" in demo:
+        lines.append(DEMO_SYNC)
     config.write_text("\n".join(lines))
     if secrets_file is not None:
         secrets_file.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +218,13 @@ def worker_queues(sources: Mapping[str, Source]) -> list[str]:
     return hookyard_queues(s.connector for s in sources.values())
 
 
+def schedule_syncs(sources: Mapping[str, Source]) -> None:
+    """Add every configured stream (and the sweeper) to beat's schedule, from the validated sources."""
+    from events.queue import app, sync_schedule
+
+    app.conf.beat_schedule.update(sync_schedule(sources, get_settings().sync.sweep_interval_s))
+
+
 @cli.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
@@ -244,15 +265,17 @@ def worker(
     if beat:
         DATA_DIR.mkdir(exist_ok=True)
         argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+        schedule_syncs(configured)
     app.worker_main(argv)
 
 
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
-    _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
+    configured = _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
+    schedule_syncs(configured)
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     DATA_DIR.mkdir(exist_ok=True)

@@ -13,7 +13,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from events import audit, dlq, flags
+from events import audit, dlq, flags, syncs
 from events.db import LetterState, utcnow
 from events.queue import publish
 from events.settings import get_settings
@@ -96,9 +96,17 @@ def dlq_list(
         LetterChoice, typer.Option(help="Dead letters in this state, or all.")
     ] = LetterChoice.DEAD,
     limit: Annotated[int, typer.Option(help="At most N.")] = 50,
+    kind: Annotated[
+        str, typer.Option(help="event (dead events) | quarantine (synced items their schema refused)")
+    ] = "event",
     as_json: JsonOpt = False,
 ) -> None:
     """Dead letters, newest first."""
+    if kind == "quarantine":
+        _quarantine_list(source, limit, as_json)
+        return
+    if kind != "event":
+        raise typer.BadParameter(f"--kind is event or quarantine, not {kind!r}")
     filters = _filters(
         source,
         vendor,
@@ -128,6 +136,30 @@ def dlq_list(
     for r in rows:  # errors wrap at the terminal's width, under the table, whole (up to ERROR_CHARS)
         console.print(
             f"{r['event_id']}  {r['error_class']}: {r['error_message'][:ERROR_CHARS]}", highlight=False
+        )
+
+
+def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
+    with _engine().connect() as conn:
+        rows = syncs.quarantined(conn, source=source, limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    print_table(
+        console,
+        ("source/stream", "item", "seen", "last seen"),
+        [
+            (f"{r['source']}/{r['stream']}", r["item_key"], str(r["seen"]), when(r["last_seen_at"]))
+            for r in rows
+        ],
+        keep=("source/stream", "item"),
+    )
+    if rows:
+        console.print()
+    for r in rows:  # the field errors under the table, whole
+        problems = "; ".join(f"{e['loc'] or '(item)'}: {e['msg']}" for e in r["errors"])
+        console.print(
+            f"{r['source']}/{r['stream']} {r['item_key']}  {problems}"[:ERROR_CHARS], highlight=False
         )
 
 

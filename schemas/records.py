@@ -5,7 +5,7 @@ Amounts are Decimal with an ISO-4217 currency; every time is timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -145,3 +145,13 @@ class MarketingEvent(Record):
     flow_id: str | None = None
     subject: str | None = None
     occurred_at: AwareDatetime | None = None
+
+
+class ReportRow(Record):
+    """One row of an analytics report (GA4): a day and its dimension values, with their metrics.
+    Reports have no vendor update time: a row is re-pulled while its day settles."""
+
+    kind: ClassVar[str] = "report_row"
+    day: date
+    dimensions: dict[str, str] = {}
+    metrics: dict[str, Decimal] = {}

@@ -107,7 +107,8 @@ _CLAIM = (
 
 @cache
 def _upsert(dialect_name: str) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins."""
+    """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins. Events and
+    syncs (workers/sync_store.py) share it; `run_id` says a sync wrote the row, `event_id` an event."""
     stmt = dialect_insert(dialect_name)(records)
     return stmt.on_conflict_do_update(
         index_elements=["vendor", "kind", "external_id"],
@@ -115,6 +116,7 @@ def _upsert(dialect_name: str) -> Any:
             "data": stmt.excluded.data,
             "updated_at": stmt.excluded.updated_at,
             "event_id": stmt.excluded.event_id,
+            "run_id": stmt.excluded.run_id,
             "version": records.c.version + 1,
         },
         where=or_(

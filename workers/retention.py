@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Engine, delete, select
 
-from events import dlq
+from events import dlq, syncs
 from events.db import EventState, attempts, dead_letters, events
 
 log = structlog.get_logger()
@@ -50,5 +50,11 @@ def prune(
         "dead_letters": purged,
         "events": _prune_events(engine, (EventState.DONE, EventState.PURGED), cutoff, batch),
     }
+    with engine.begin() as conn:  # sync history with processed events, quarantine with dead letters
+        pruned |= syncs.prune(
+            conn,
+            runs_before=now - timedelta(days=processed_days),
+            quarantine_before=now - timedelta(days=dead_letter_days),
+        )
     log.info("retention.pruned", **pruned)
     return pruned

@@ -3,6 +3,7 @@
 from connectors.base import WindowOptions as Options
 from connectors.chatwoot.normalize import normalize, parse
 from connectors.chatwoot.sample import sample, sign
+from connectors.chatwoot.sync import API as api
 from connectors.chatwoot.verify import verify
 
 name = "chatwoot"

@@ -53,7 +53,7 @@ def _time(value: Any) -> Any:
     return parse_time(value)
 
 
-def _conversation(data: dict[str, Any]) -> Conversation | None:
+def conversation_record(data: dict[str, Any]) -> Conversation | None:
     if text(data.get("id")) is None:
         return None
     meta = obj(data.get("meta"))
@@ -72,7 +72,7 @@ def _conversation(data: dict[str, Any]) -> Conversation | None:
 
 
 def _message(data: dict[str, Any]) -> list[Record]:
-    conversation = _conversation(obj(data.get("conversation")))
+    conversation = conversation_record(obj(data.get("conversation")))
     sender = obj(data.get("sender"))
     sender_id = text(sender.get("id"))
     direction = data.get("message_type")
@@ -96,7 +96,7 @@ def normalize(envelope: Envelope) -> list[Record]:
     if envelope.type in ("conversation.message_created", "conversation.message_updated"):
         return _message(data)
     if envelope.type in ("conversation.created", "conversation.updated", "conversation.status_changed"):
-        conversation = _conversation(data)
+        conversation = conversation_record(data)
         return [conversation] if conversation else []
     if envelope.type in ("customer.created", "customer.updated"):
         return [

@@ -2,6 +2,7 @@
 
 from connectors.shopify.normalize import normalize, parse
 from connectors.shopify.sample import sample, sign
+from connectors.shopify.sync import API as api
 from connectors.shopify.verify import verify
 
 name = "shopify"

@@ -3,6 +3,7 @@
 from connectors.base import WindowOptions as Options
 from connectors.stripe.normalize import normalize, parse
 from connectors.stripe.sample import sample, sign
+from connectors.stripe.sync import API as api
 from connectors.stripe.verify import verify
 
 name = "stripe"

@@ -42,6 +42,11 @@ def minor_units(amount: Any, currency: Any) -> Money | None:
     return money(amount, currency, exponent=exponent)
 
 
+def canonical_type(event_type: str) -> str:
+    """Hookyard's type for a Stripe event type (`stripe.<type>` when it has no canonical one)."""
+    return TYPES.get(event_type, f"stripe.{event_type}")
+
+
 def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     event = load_object(body)
     event_id, event_type = event.get("id"), text(event.get("type"))
@@ -51,7 +56,7 @@ def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
         deliveries=[
             Delivery(
                 dedupe_key=event_id,
-                type=TYPES.get(event_type or "", f"stripe.{event_type or 'unknown'}"),
+                type=canonical_type(event_type or "unknown"),
                 payload=event,
                 occurred_at=parse_time(event.get("created")),
             )
@@ -133,7 +138,7 @@ def _checkout(data: dict[str, Any]) -> list[Record]:
 
 
 def _types(mapper: Any, obj_name: str, *event_types: str) -> dict[str, tuple[Any, str]]:
-    return {TYPES.get(t, f"stripe.{t}"): (mapper, obj_name) for t in event_types}
+    return {canonical_type(t): (mapper, obj_name) for t in event_types}
 
 
 # canonical or stripe.* type → (record mapper, the Stripe object its data must be)

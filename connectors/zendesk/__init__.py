@@ -4,6 +4,7 @@ from connectors.base import JSON_OR_FORM
 from connectors.zendesk.normalize import normalize, parse
 from connectors.zendesk.options import Options
 from connectors.zendesk.sample import sample, sign
+from connectors.zendesk.sync import API as api
 from connectors.zendesk.verify import verify
 
 name = "zendesk"

@@ -72,7 +72,7 @@ def _lower(value: Any) -> str | None:
     return value.lower() if value else None
 
 
-def _ticket(detail: dict[str, Any]) -> Ticket:
+def ticket_record(detail: dict[str, Any]) -> Ticket:
     return Ticket(
         external_id=text(detail.get("id")),
         subject=text(detail.get("subject")),
@@ -108,7 +108,7 @@ def normalize(envelope: Envelope) -> list[Record]:
     detail = obj(payload.get("detail")) or obj(payload.get("ticket"))  # event webhook, or a trigger's body
     if envelope.type not in TICKET_TYPES or not text(detail.get("id")):
         return []
-    ticket = _ticket(detail)
+    ticket = ticket_record(detail)
     records: list[Record] = [ticket]
     if envelope.type == "ticket.comment_added":
         comment = obj(obj(payload.get("event")).get("comment"))

@@ -160,6 +160,8 @@ class StripeFake(Fake):
                 status=status,
                 customer=self.rng.choice(customers).key if customers else None,
             )
+            if record.collection == "payment_intents":  # what has been received so far
+                record.attrs["amount_received"] = record.attrs["amount"] if status == "succeeded" else 0
         if record.collection != "events":
             record.attrs["metadata"] = {}
 

@@ -33,6 +33,8 @@ EXPECTED = {
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
     "hookyard_oauth_refreshes_total": ("counter", ("source", "outcome")),
     "hookyard_oauth_installs_total": ("counter", ("source", "step", "outcome")),
+    "hookyard_sync_runs_total": ("counter", ("source", "stream", "status")),
+    "hookyard_sync_records_total": ("counter", ("source", "stream", "outcome")),
     "hookyard_alerts_total": ("counter", ("source", "alert", "kind", "transition")),
     "hookyard_monitor_runs_total": ("counter", ("outcome",)),
     "hookyard_ui_rejections_total": ("counter", ("reason",)),

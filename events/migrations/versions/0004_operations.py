@@ -1,6 +1,6 @@
 """operations: monitor state, per-source hourly counts, application secrets
 
-Revision ID: 0006
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 
 import events.db
 
-revision = "0006"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

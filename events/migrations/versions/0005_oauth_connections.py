@@ -1,7 +1,7 @@
 """OAuth connections (sealed tokens, refresh lease) and install states
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import events.db
 
-revision = "0007"
-down_revision = "0006"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
