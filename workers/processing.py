@@ -15,14 +15,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
@@ -43,9 +43,10 @@ from events.db import (
 from events.queue import PROCESS_TASK
 from events.sources import Source
 from schemas.envelope import Envelope
-from schemas.errors import InvalidPayload, TransientError
+from schemas.errors import InvalidPayload
 from schemas.records import Record
-from schemas.retry import RetryPolicy, Verdict, classify
+from schemas.retry import RetryPolicy, Verdict
+from workers import leases
 from workers.forward import forward
 
 log = structlog.get_logger()
@@ -83,26 +84,11 @@ def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
 # The per-event statements are built once: building SQLAlchemy Core statements on every call cost
 # more CPU than running them (BENCHMARKS.md, worker profile).
 _TIME = events.c.available_at.type
-_CLAIM = (
-    update(events)
-    .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
-    .where(
-        or_(
-            events.c.state == EventState.ACCEPTED,
-            and_(
-                events.c.state.in_((EventState.RETRY, EventState.PROCESSING)),
-                events.c.available_at <= bindparam("b_now", type_=_TIME),
-            ),
-        )
-    )
-    .values(
-        state=EventState.PROCESSING,
-        lease_token=bindparam("b_token"),
-        attempts=events.c.attempts + 1,
-        available_at=bindparam("b_expires", type_=_TIME),
-        relay_at=bindparam("b_expires", type_=_TIME),
-    )
-    .returning(*events.c)
+_CLAIM = leases.claim_statement(
+    events,
+    ready=(EventState.ACCEPTED,),
+    waiting=(EventState.RETRY, EventState.PROCESSING),
+    running=EventState.PROCESSING,
 )
 
 
@@ -128,10 +114,7 @@ def _upsert(dialect_name: str) -> Any:
 
 def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime, lease_s: float) -> list[Any]:
     """Take the lease on every claimable event among `event_ids` in one statement; their rows."""
-    expires = now + timedelta(seconds=lease_s)
-    rows = list(
-        conn.execute(_CLAIM, {"b_ids": list(event_ids), "b_now": now, "b_token": token, "b_expires": expires})
-    )
+    rows = list(conn.execute(_CLAIM, leases.claim_params(event_ids, token, now, lease_s)))
     for row in rows:
         if row.attempts > 1:
             _note_lost_attempt(conn, row, now)
@@ -176,15 +159,7 @@ def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -
 
 
 def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
-    """Update the event only while our lease holds (the row lock also fences late claimers)."""
-    result = conn.execute(
-        update(events)
-        .where(
-            events.c.id == event_id, events.c.lease_token == token, events.c.state == EventState.PROCESSING
-        )
-        .values(lease_token=None, **values)
-    )
-    return result.rowcount == 1
+    return leases.fence(conn, events, event_id, token, EventState.PROCESSING, **values)
 
 
 _FINISH = (
@@ -231,33 +206,30 @@ def fail(
     rand: Callable[[], float],
 ) -> Outcome:
     """Record the failure; retry later when it is transient and attempts remain, else dead-letter."""
-    verdict = classify(error)
-    message = f"{type(error).__name__}: {error}"[:4000]
+    tried = row.attempts - row.attempts_before_replay  # a replay starts a fresh budget
+    step = leases.after_failure(error, policy, tried, now, rand)
     with engine.begin() as conn:
-        tried = row.attempts - row.attempts_before_replay  # a replay starts a fresh budget
-        if verdict is Verdict.RETRY and tried < policy.max_attempts:
-            hint = error.retry_after_s if isinstance(error, TransientError) else None
-            due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(tried, rand))
+        if step.due is not None:
             if not _fence(
                 conn,
                 row.id,
                 token,
                 state=EventState.RETRY,
-                available_at=due,
-                relay_at=due,
-                last_error=message,
+                available_at=step.due,
+                relay_at=step.due,
+                last_error=step.message,
             ):
                 conn.rollback()
                 return Outcome.LOST_LEASE
             conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.RETRY, error)])
             return Outcome.RETRY
-        if not _fence(conn, row.id, token, state=EventState.DEAD, last_error=message):
+        if not _fence(conn, row.id, token, state=EventState.DEAD, last_error=step.message):
             conn.rollback()
             return Outcome.LOST_LEASE
         conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
-        if verdict is Verdict.REAUTHORIZE:
-            _flag_source(conn, row.source, message, now)
+        if step.verdict is Verdict.REAUTHORIZE:
+            _flag_source(conn, row.source, step.message, now)
     return Outcome.DEAD
 
 
