@@ -25,6 +25,11 @@ MAINTENANCE_QUEUE = "hookyard.maintenance"
 
 PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
 PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
+ACTIONS_QUEUE = "hookyard.actions"
+ACTION_TASK = "hookyard.actions.run"  # args: [action run ids]; each is claimed just before it runs
+ACTION_BATCH_MAX = 10
+SYNC_QUEUE = "hookyard.sync"
+SYNC_TASK = "hookyard.sync.run"  # kwargs: source, stream, object_id, trigger (the sync engine's task)
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
@@ -96,6 +101,33 @@ def publish(items: Iterable[tuple[str, str]]) -> int:
                     headers={PUBLISHED_AT: time.time()},
                 )
     return sum(len(ids) for ids in by_vendor.values())
+
+
+def publish_actions(run_ids: Iterable[str]) -> int:
+    """Send action run ids to the actions queue, up to ACTION_BATCH_MAX a message; how many were sent."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(ids), ACTION_BATCH_MAX):
+            app.send_task(
+                ACTION_TASK,
+                args=[ids[start : start + ACTION_BATCH_MAX]],
+                queue=ACTIONS_QUEUE,
+                producer=producer,
+                headers={PUBLISHED_AT: time.time()},
+            )
+    return len(ids)
+
+
+def trigger_sync(source: str, stream: str | None, object_id: str | None, trigger: str) -> None:
+    """Ask the sync engine to run a source's stream (or fetch one object) now, by task name.
+    `trigger` is the idempotency key of the action that asked, the same on every try."""
+    app.send_task(
+        SYNC_TASK,
+        kwargs={"source": source, "stream": stream, "object_id": object_id, "trigger": trigger},
+        queue=SYNC_QUEUE,
+    )
 
 
 def connect_publisher() -> None:
