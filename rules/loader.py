@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from events.sources import expand
 from rules.actions import SECRET, TEMPLATED, marked
 from rules.actions import registry as actions
-from rules.constants import RULE_FILES
+from rules.constants import ACTION_RETRY, RULE_FILES
 from rules.metrics import RELOADS
 from rules.model import ActionModel, RuleModel
 from rules.ruleset import Action, Debounce, Rule, RuleSet, Throttle, compile_tree
@@ -99,6 +100,9 @@ def load_rule(
         debounce=None
         if model.debounce is None
         else Debounce(_template(model.debounce.key, f"{where}: debounce.key"), model.debounce.wait),
+        retry=ACTION_RETRY
+        if model.retry is None
+        else replace(ACTION_RETRY, **model.retry.model_dump(exclude_none=True)),
     )
 
 
