@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 
-from events import audit, dlq, flags
+from events import audit, dlq, flags, runtime_flags
 from events.db import event_dict, events, utcnow
 from events.queue import publish
 from events.sources import Source
@@ -64,6 +64,12 @@ def require_confirmation(planned: int, confirmed: bool, action: str) -> None:
         )
 
 
+class FlagRequest(BaseModel):
+    kind: Literal["rule", "source"]
+    name: str = Field(min_length=1, max_length=100)
+    enabled: bool | None = Field(description="true: on, false: off, null: clear (the rule file decides)")
+
+
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -87,7 +93,12 @@ Reader = Annotated[tokens.Principal, Depends(principal)]
 Writer = Annotated[tokens.Principal, Depends(writer)]
 
 
-def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publish = publish) -> FastAPI:
+def create_api(
+    engine: Engine,
+    sources: Mapping[str, Source],
+    publish: dlq.Publish = publish,
+    rule_names: Callable[[], Collection[str]] = lambda: (),
+) -> FastAPI:
     # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json
     api = FastAPI(
         title="Hookyard operator API",
@@ -215,5 +226,19 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
                 raise ApiError(404, "not_found", f"source {name!r} is not flagged")
             audit.record(conn, f"api:{who.name}", "sources.clear_flag", name)
         return {"name": name, "needs_reauth": False}
+
+    @api.get("/flags")
+    def list_flags(who: Reader) -> dict[str, Any]:
+        with engine.connect() as conn:
+            return {"flags": runtime_flags.listing(conn)}
+
+    @api.put("/flags")
+    def set_flag(body: FlagRequest, who: Writer) -> dict[str, Any]:
+        known = rule_names() if body.kind == "rule" else sources.keys()
+        if body.name not in known:
+            raise ApiError(404, f"unknown_{body.kind}", f"no {body.kind} {body.name!r}")
+        with engine.begin() as conn:
+            runtime_flags.put(conn, body.kind, body.name, body.enabled, f"api:{who.name}")
+        return body.model_dump()
 
     return api

@@ -29,7 +29,8 @@ from events.multiprocess import prepare_process_dir
 from events.settings import DATA_DIR, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
-from ops.cli_rules import rules_cli
+from ops.cli_flags import flags_cli
+from ops.cli_rules import load_configured, rules_cli
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
@@ -46,6 +47,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(flags_cli, name="flags")
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -74,6 +76,12 @@ def _sources() -> dict[str, Source]:
     return load_sources(settings.config, settings.secrets_file)
 
 
+def _configured() -> dict[str, Source]:
+    """Sources and rules, validated: a process that runs them refuses to start on a mistake in either."""
+    sources, _ = load_configured()
+    return sources
+
+
 def _demo_secret(prefix: str) -> str:
     """Stripe and Standard Webhooks secrets are `whsec_` + base64; the others are opaque."""
     if prefix == "whsec_":
@@ -85,7 +93,11 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
     """First run of `hookyard dev`: a demo sources file and random secrets outside the repo."""
     if config.exists():
         return
-    lines = ["# Created by `hookyard dev`. Secrets come from the environment or the secrets file.\n"]
+    lines = [
+        "# Created by `hookyard dev`. Secrets come from the environment or the secrets file.",
+        'rules_dir = "rules"  # automation rules, one TOML file each (docs/rules.md)\n',
+    ]
+    (config.parent / "rules").mkdir(exist_ok=True)
     demo = {name: spec for name, spec in DEMO_SOURCES.items() if spec[0] in registry.names()}
     for name, (connector, var, _) in demo.items():
         lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n')
@@ -122,13 +134,14 @@ def web(
     workers: Annotated[int, typer.Option(help="Ingress processes.")] = 1,
 ) -> None:
     """Run the webhook ingress (uvicorn)."""
-    _sources()  # refuse to start on a bad config, before binding the port
+    _configured()  # refuse to start on a bad config, before binding the port
     import uvicorn
 
     settings = get_settings()
     prepare_process_dir(settings.metrics.dir, "web")  # before any metric exists, here or in a worker
     configure_logging(settings.log_format, settings.log_level)
     from ops.web import JsonErrorsProtocol  # imports the metrics: only once their directory is chosen
+
     uvicorn.run(
         "ops.web:create_app",
         factory=True,
@@ -145,10 +158,10 @@ def web(
 
 
 def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import MAINTENANCE_QUEUE, vendor_queue
+    from events.queue import ACTIONS_QUEUE, MAINTENANCE_QUEUE, vendor_queue
 
     vendors = sorted({s.connector for s in sources.values()})
-    return [vendor_queue(v) for v in vendors] + [MAINTENANCE_QUEUE]
+    return [vendor_queue(v) for v in vendors] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE]
 
 
 @cli.command()
@@ -164,7 +177,7 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker on the vendor queues."""
-    configured = _sources()  # refuse to start on a bad config, even with --queues
+    configured = _configured()  # refuse to start on a bad config, even with --queues
     settings = get_settings()
     prepare_process_dir(settings.metrics.dir, "worker")  # before any metric exists, here or in a child
     configure_logging(settings.log_format, settings.log_level)  # Celery warns before it sets up logging
@@ -195,7 +208,7 @@ def worker(
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
-    _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
+    _configured()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
     settings = get_settings()
@@ -237,7 +250,7 @@ def dev(
     bootstrap_demo(settings.config, settings.secrets_file)
     os.environ.setdefault("HOOKYARD_LOG_FORMAT", "console")
     get_settings.cache_clear()
-    _sources()
+    _configured()
     migrate()
     base = [sys.executable, "-m", "ops.cli"]
     children = [

@@ -35,6 +35,7 @@ from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
+from rules.loader import watch_configured
 
 log = structlog.get_logger()
 
@@ -80,6 +81,8 @@ class HookyardApp:
         timeout_s = settings.metrics.check_timeout_s
         self.sync_engine = make_engine(settings.database_url.get_secret_value(), connect_timeout_s=timeout_s)
         self.readiness = Readiness(self.sync_engine, lambda: probe(timeout_s), timeout_s)
+        rules = watch_configured(settings.config, settings.secrets_file, self.sources.keys())
+        self.rule_names = lambda: [] if rules is None else [r.name for r in rules.current().rules]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(machine_collector(settings.metrics.dir))
         self.registry.register(
@@ -92,7 +95,7 @@ class HookyardApp:
                 Route("/healthz", self.health),
                 Route("/readyz", self.ready),
                 Route("/metrics", self.metrics),
-                Mount("/v1", app=create_api(self.sync_engine, self.sources)),
+                Mount("/v1", app=create_api(self.sync_engine, self.sources, rule_names=self.rule_names)),
             ]
         )
 

@@ -12,3 +12,4 @@ TYPE_CACHE_MAX = 4096  # event types whose candidate rules are remembered before
 GATE_KEY_MAX = 200  # a rendered throttle / debounce key longer than this is kept as its SHA-256
 THROTTLE_MAX = 1000  # the largest `max` a throttle takes (the window keeps one time per firing)
 ACTION_RETRY = RetryPolicy(max_attempts=8, base_s=2.0, cap_s=600.0)  # a rule's `[retry]` overrides it
+TAG_MAX_CHARS = 200  # one tag written by event.tag, rendered

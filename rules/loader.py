@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import replace
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from events.sources import expand
+from events.sources import environment, expand, rules_dir
 from rules.actions import SECRET, TEMPLATED, marked
 from rules.actions import registry as actions
 from rules.constants import ACTION_RETRY, RULE_FILES
@@ -202,3 +202,14 @@ class RulesWatcher:
         RELOADS.labels(outcome="ok").inc()
         log.info("rules.reloaded", folder=str(self.folder), rules=len(rules))
         return True
+
+
+def watch_configured(
+    config: Path, secrets_file: Path | None, sources: Collection[str]
+) -> RulesWatcher | None:
+    """A watcher on the folder the sources file names (None when it names none). `${VAR}`s are read
+    again at each reload, so a secret added to the secrets file before a new rule is picked up."""
+    folder = rules_dir(config)
+    if folder is None:
+        return None
+    return RulesWatcher(folder, lambda f: load_rules(f, sources=sources, env=environment(secrets_file)))

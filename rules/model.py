@@ -191,3 +191,9 @@ class RuleModel(BaseModel):
         if not NAME.match(value):
             raise ValueError("a rule name is lower-case letters, digits, '-' or '_', at most 63 characters")
         return value
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> RuleModel:
+        if self.throttle is not None and self.debounce is not None:
+            raise ValueError("a rule takes a throttle or a debounce, not both")
+        return self

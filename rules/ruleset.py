@@ -8,16 +8,16 @@ each matching rule becomes one `Match` with its parameters rendered; its idempot
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-import hashlib
-
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from rules.actions import SECRET, marked
 from rules.conditions import Check, Condition
 from rules.constants import ACTION_RETRY, GATE_KEY_MAX, TYPE_CACHE_MAX
 from rules.context import Context, context
@@ -199,6 +199,13 @@ class Match:
     @property
     def idempotency_key(self) -> str:
         return f"{self.event_id}:{self.rule.name}:{self.action.index}"
+
+    def stored_params(self) -> dict[str, Any] | None:
+        """The rendered parameters as JSON without the secrets (they stay in the rule and its env):
+        what an action run keeps, and what `hookyard rules test` shows."""
+        if self.params is None:
+            return None
+        return self.params.model_dump(mode="json", exclude=set(marked(type(self.params), SECRET)))
 
 
 @dataclass

@@ -47,6 +47,7 @@ from schemas.errors import InvalidPayload
 from schemas.records import Record
 from schemas.retry import RetryPolicy, Verdict
 from workers import leases
+from workers.automation import Automation
 from workers.forward import forward
 
 log = structlog.get_logger()
@@ -70,6 +71,7 @@ class Context:
     rand: Callable[[], float] = random.random
     clock: Callable[[], datetime] = utcnow
     fault_delay_s: float = 0.0
+    automation: Automation | None = None  # the rules, when the sources file names a folder of them
 
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
@@ -285,13 +287,13 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
         if ready and ctx.fault_delay_s:
             time.sleep(ctx.fault_delay_s)
         try:
-            outcomes.update(_finish(conn, ready, token, started, ctx.clock))
+            outcomes.update(_finish(conn, ready, token, started, ctx))
         except Exception as exc:
             if len(ready) > 1:
                 log.warning("event.batch_finish_failed", error=repr(exc), events=len(ready))
             for item in ready if len(ready) > 1 else ():
                 try:
-                    outcomes.update(_finish(conn, [item], token, started, ctx.clock))
+                    outcomes.update(_finish(conn, [item], token, started, ctx))
                 except Exception as alone:
                     failed.append((item[0], _own_fault(alone)))
             if len(ready) == 1:
@@ -347,13 +349,15 @@ def _finish(
     ready: Sequence[tuple[Any, list[Record]]],
     token: str,
     started: datetime,
-    clock: Callable[[], datetime],
+    ctx: Context,
 ) -> dict[str, Outcome]:
-    """One transaction: fence on our leases, upsert the records of those still ours, mark them done."""
+    """One transaction: fence on our leases, upsert the records of those still ours, record the
+    actions their rules set off, mark them done."""
     if not ready:
         return {}
+    recorded = None
     with conn.begin():
-        now = clock()
+        now = ctx.clock()
         done = finish(conn, [row.id for row, _ in ready], token, now)
         kept = [(row, items) for row, items in ready if row.id in done]
         upsert_records(conn, [(row.vendor, row.id, item) for row, items in kept for item in items])
@@ -361,6 +365,10 @@ def _finish(
             conn.execute(
                 insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DONE) for row, _ in kept]
             )
+            if ctx.automation is not None:
+                recorded = ctx.automation.record(conn, kept, now)
+    if recorded is not None and ctx.automation is not None:
+        ctx.automation.settle(recorded)
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
