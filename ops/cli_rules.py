@@ -97,7 +97,7 @@ def _row(rule: Rule, counts: dict[str, dict[str, int]] | None = None) -> dict[st
     return row
 
 
-def _print_rules(rules: RuleSet, counts: dict[str, dict[str, int]] | None = None) -> None:
+def _print_rules(rules: RuleSet) -> None:
     """A table; when the longest name leaves the other columns no room, a block per rule instead
     (at 80 columns a 63-character name would squeeze types and actions out of the table)."""
     headers = ["name", "mode", "enabled", "types", "actions"]
@@ -111,11 +111,6 @@ def _print_rules(rules: RuleSet, counts: dict[str, dict[str, int]] | None = None
         ]
         for r in rules.rules
     ]
-    if counts is not None:
-        headers.append("matched/fired/failed/throttled/shadow")
-        for row, rule in zip(rows, rules.rules, strict=True):
-            seen = counts.get(rule.name, {})
-            row.append("/".join(str(seen.get(c, 0)) for c in COUNTS))
     if max((len(r.name) for r in rules.rules), default=0) + TABLE_ROOM <= console.width:
         print_table(console, headers, rows, keep=["name"])
         return
@@ -162,7 +157,16 @@ def rules_list(folder: DirOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json([_row(r, counts) for r in rules.rules])
         return
-    _print_rules(rules, counts)
+    _print_rules(rules)
+    if counts is not None and rules.rules:
+        console.print()
+        columns = (*COUNTS, "pending")
+        print_table(
+            console,
+            ("rule", *columns),
+            [[r.name, *(str(counts.get(r.name, {}).get(c, 0)) for c in columns)] for r in rules.rules],
+            keep=["rule"],
+        )
 
 
 def _event(event: str | None, sample: str | None, sets: list[str] | None) -> Envelope:
