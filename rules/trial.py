@@ -8,7 +8,7 @@ templates), ignoring `enabled`, runtime flags and `mode`: the question is what t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -132,22 +132,9 @@ def _candidates(rule: Rule, since: datetime, until: datetime | None) -> Any:
     return and_(*clauses)
 
 
-def simulate(
-    engine: Engine,
-    rule: Rule,
-    *,
-    since: datetime,
-    until: datetime | None = None,
-    sample: int = 5,
-    batch: int = SIMULATE_BATCH,
-) -> dict[str, Any]:
-    """How many stored events the rule would match (and fire for, after its throttle), with a sample;
-    read in batches in arrival order, so a week of events never sits in memory at once."""
-    scanned = matched = throttled = unreadable = 0
-    by_type: Counter[str] = Counter()
-    picked: list[dict[str, Any]] = []
-    gates = Gates()
-    where = _candidates(rule, since, until)
+def _stored(engine: Engine, where: Any, batch: int) -> Iterator[Any]:
+    """Rows in arrival order, `batch` at a time (keyset on received_at, id): a week of events is never
+    in memory at once."""
     after: tuple[datetime, str] | None = None
     with engine.connect() as conn:
         while True:
@@ -161,36 +148,54 @@ def simulate(
                 )
             rows = list(conn.execute(stmt.order_by(events.c.received_at, events.c.id).limit(batch)))
             if not rows:
-                break
+                return
+            yield from rows
             after = (rows[-1].received_at, rows[-1].id)
-            for row in rows:
-                if not rule.handles(row.type):
-                    continue
-                scanned += 1
-                envelope = Envelope.from_row(row)
-                try:
-                    items = registry.get(row.vendor).normalize(envelope)
-                except (HookyardError, ValueError):
-                    unreadable += 1
-                    continue
-                ctx = context(envelope, items)
-                if not rule.applies(ctx):
-                    continue
-                matched += 1
-                by_type[row.type] += 1
-                matches = rule.render(ctx)
-                key = matches[0].gate_key if matches else None
-                if key is not None and not gates.admit(rule, key, row.received_at.timestamp()):
-                    throttled += 1
-                if len(picked) < sample:
-                    picked.append(
-                        {
-                            "event_id": row.id,
-                            "type": row.type,
-                            "received_at": row.received_at.isoformat(),
-                            "actions": [{"type": m.action.type, "params": m.stored_params()} for m in matches],
-                        }
-                    )
+
+
+def simulate(
+    engine: Engine,
+    rule: Rule,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    sample: int = 5,
+    batch: int = SIMULATE_BATCH,
+) -> dict[str, Any]:
+    """How many stored events the rule would match (and fire for, after its throttle), with a sample."""
+    scanned = matched = throttled = unreadable = 0
+    by_type: Counter[str] = Counter()
+    picked: list[dict[str, Any]] = []
+    gates = Gates()
+    for row in _stored(engine, _candidates(rule, since, until), batch):
+        if not rule.handles(row.type):
+            continue
+        scanned += 1
+        envelope = Envelope.from_row(row)
+        try:
+            items = registry.get(row.vendor).normalize(envelope)
+        except (HookyardError, ValueError):
+            unreadable += 1
+            continue
+        ctx = context(envelope, items)
+        if not rule.applies(ctx):
+            continue
+        matched += 1
+        by_type[row.type] += 1
+        matches = rule.render(ctx)
+        key = matches[0].gate_key if matches else None
+        if key is not None and not gates.admit(rule, key, row.received_at.timestamp()):
+            throttled += 1
+        if len(picked) < sample:
+            actions = [{"type": m.action.type, "params": m.stored_params()} for m in matches]
+            picked.append(
+                {
+                    "event_id": row.id,
+                    "type": row.type,
+                    "received_at": row.received_at.isoformat(),
+                    "actions": actions,
+                }
+            )
     return {
         "rule": rule.name,
         "since": since.isoformat(),
