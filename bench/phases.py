@@ -149,8 +149,9 @@ def _settle(stack: Stack, which: str, ok: int) -> dict[str, Any]:
 # --- workers --------------------------------------------------------------------------------------
 
 
-def preload_inbox(stack: Stack, count: int) -> list[str]:
-    """Store `count` accepted events exactly as the ingress would, without the HTTP part."""
+def preload_inbox(stack: Stack, count: int, *, parsed: bool = False) -> list[str]:
+    """Store `count` accepted events exactly as the ingress would, without the HTTP part (with
+    `parsed`, their payloads too, so the connector makes records that rules can test)."""
     ids: list[str] = []
     host = "127.0.0.1"
     now = datetime.now(UTC)
@@ -178,7 +179,7 @@ def preload_inbox(stack: Stack, count: int) -> list[str]:
                         "relayed": 0,
                         "headers": headers,
                         "body": body,
-                        "payload": None,
+                        "payload": orjson.loads(body) if parsed else None,
                     }
                 )
             conn.execute(insert(events), rows)

@@ -1,9 +1,12 @@
 """Run recorded actions, once in effect.
 
-claim one run (lease + fencing token, the events' pattern in workers/leases.py) → take its rule's
-action as loaded now (secrets come from the rule, the rendered parameters from the row) → one try →
-record the outcome. A message may carry several run ids; each is claimed just before it runs, so a
-slow action never lets the next one's lease run out.
+claim the runs of a message (lease + fencing token, the events' pattern in workers/leases.py) → for
+each in turn, take its rule's action as loaded now (secrets come from the rule, the rendered
+parameters from the row) → one try → record the outcome. The runs of one message (up to 10) are
+claimed in one statement with a lease of `lease_s` for each of them (they run one after the other),
+and an exchange never lasts longer than a quarter of `lease_s` per timeout: a run's lease cannot
+run out while its worker is still on it. A worker that dies leaves the rest to the relay once that
+lease has expired.
 
 Exactly once, and the one window that cannot be closed. A redelivered message, a relay republish or
 a replay finds the run done (or leased) and does nothing. A worker killed before acting leaves a
@@ -89,19 +92,27 @@ _CLAIM = leases.claim_statement(
 
 
 def run_many(engine: Engine, run_ids: Sequence[str], ctx: ActionContext) -> dict[str, Outcome]:
-    """Each run in turn, on one connection held throughout (no checkout between answer and write)."""
-    with engine.connect() as conn:
-        return {run_id: run_one(conn, run_id, ctx) for run_id in run_ids}
-
-
-def run_one(conn: Connection, run_id: str, ctx: ActionContext) -> Outcome:
+    """Claim the runs together, then run each in turn, on one connection held throughout (no pool
+    checkout between a target's answer and the write that records it)."""
     token = uuid.uuid4().hex
+    outcomes: dict[str, Outcome] = {}
+    with engine.connect() as conn:
+        with conn.begin():
+            lease_s = ctx.lease_s * len(run_ids)  # each may take up to lease_s, one after the other
+            claim = leases.claim_params(run_ids, token, ctx.clock(), lease_s)
+            claimed = {row.id: row for row in conn.execute(_CLAIM, claim)}
+        for run_id in run_ids:
+            row = claimed.get(run_id)
+            if row is None:
+                log.info("action.skipped", run_id=run_id)
+                outcomes[run_id] = Outcome.SKIPPED
+            else:
+                outcomes[run_id] = _run(conn, row, token, ctx)
+    return outcomes
+
+
+def _run(conn: Connection, row: Any, token: str, ctx: ActionContext) -> Outcome:
     started = ctx.clock()
-    with conn.begin():
-        row = conn.execute(_CLAIM, leases.claim_params([run_id], token, started, ctx.lease_s)).first()
-    if row is None:
-        log.info("action.skipped", run_id=run_id)
-        return Outcome.SKIPPED
     structlog.contextvars.bind_contextvars(run_id=row.id, event_id=row.event_id, rule=row.rule)
     if ctx.fault_delay_before_s:
         time.sleep(ctx.fault_delay_before_s)
@@ -247,7 +258,7 @@ def _call(conn: Connection, row: Any, ctx: ActionContext) -> Call:
         key=row.idempotency_key,
         event_id=row.event_id,
         rule=row.rule,
-        max_s=ctx.lease_s / 2,
+        max_s=ctx.lease_s / 4,
         http=ctx.http,
         now=ctx.clock().timestamp(),
         event_body=lambda: event_body(*_stored_event(conn, row.event_id)),

@@ -203,13 +203,15 @@ class Automation:
                         "replays": 0,
                     }
                 )
+        # One executemany, no RETURNING (psycopg pipelines it; a multi-row RETURNING insert is parsed
+        # anew for every batch size). The key cannot already exist (only the worker whose fenced
+        # finish succeeded gets here); if it did, the row is left alone and the id published for
+        # nothing is skipped by the claim.
         stmt = dialect_insert(conn.dialect.name)(action_runs).on_conflict_do_nothing(
             index_elements=["idempotency_key"]
         )
-        inserted = {r.id for r in conn.execute(stmt.returning(action_runs.c.id), rows)}
+        conn.execute(stmt, rows)
         for row in rows:
-            if row["id"] not in inserted:
-                continue
             if row["state"] == ActionState.PENDING and row["available_at"] <= now:
                 recorded.publish.append(row["id"])
             elif row["state"] == ActionState.DEAD:

@@ -50,7 +50,7 @@ class Call:
     key: str  # the run's idempotency key (event:rule:action index)
     event_id: str
     rule: str
-    max_s: float  # no exchange may take longer (half the lease: a try ends before its lease does)
+    max_s: float  # the longest any timeout of an exchange may be (a quarter of the lease)
     http: httpx.Client
     now: float  # unix seconds
     event_body: Callable[[], dict[str, Any]]  # the stored event and its records as JSON (loaded on use)

@@ -163,7 +163,7 @@ def _observe_queue_wait(request: Any, claimed_at: float, outcomes: Iterable[proc
 
 @app.task(name=ACTION_TASK, acks_late=True, reject_on_worker_lost=True)
 def run_actions(run_ids: list[str]) -> list[str]:
-    """Each run claimed just before it runs: done ones stay done, a lost message is relayed."""
+    """The runs claimed together, then run in turn: done ones stay done, a lost message is relayed."""
     outcomes = actions.run_many(engine(), run_ids, _actions_context(os.getpid()))
     return [str(outcomes[run_id]) for run_id in run_ids]
 

@@ -4,6 +4,7 @@ replayable (SQLite; Slack in-process or behind httpx.MockTransport)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,20 +206,28 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(rig: Rig) -> None:
     assert (rig.runs()[0].state, rig.runs()[0].lease_token) == ("running", "other")
 
 
-def test_a_message_of_several_runs_claims_each_just_before_it_runs(rig: Rig) -> None:
-    """Three runs in one message: each done; the third was claimed after the first two had run."""
+def test_a_message_of_several_runs_claims_them_together_with_a_lease_for_each(rig: Rig) -> None:
+    """Three runs in one message: one claim whose lease covers three turns, then each done in turn,
+    each recorded as soon as its own try ends."""
     rig.write("big", rule("big", SLACK))
     for _ in range(3):
         rig.process()
     ids = [r.id for r in rig.runs()]
-    claimed_at: list[Any] = []
+    leases: list[Any] = []
 
-    def record(request: httpx.Request) -> httpx.Response:
+    def slack(request: httpx.Request) -> httpx.Response:
+        with rig.engine.connect() as conn:
+            states = conn.execute(select(action_runs.c.state, action_runs.c.available_at))
+            leases.append(sorted((state, due) for state, due in states))
         rig.clock.advance(1)
         return ok(request)
 
-    outcomes = actions.run_many(rig.engine, ids, rig.action_context(record))
+    outcomes = actions.run_many(rig.engine, ids, rig.action_context(slack))
     assert list(outcomes.values()) == [Outcome.DONE] * 3
-    with rig.engine.connect() as conn:
-        claimed_at = [r.history[0]["started_at"] for r in conn.execute(select(action_runs))]
-    assert len(set(claimed_at)) == 3
+    claimed_until = rig.clock.now - timedelta(seconds=3) + timedelta(seconds=3 * 30)
+    assert [[state for state, _ in seen] for seen in leases] == [
+        ["running", "running", "running"],
+        ["done", "running", "running"],
+        ["done", "done", "running"],
+    ]
+    assert all(due == claimed_until for seen in leases for state, due in seen if state == "running")
