@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
@@ -63,6 +65,24 @@ def test_a_redelivered_order_and_a_redelivered_message_post_once(pg_stack: Stack
     wait_for(lambda: b'"action.skipped"' in worker.log.read_bytes(), timeout=60, what="the copy skipped")
     assert len(texts(slack)) == 1 and texts(slack)[0].endswith(": 750.00 USD")
     assert runs(pg_stack)[0].attempts == 1
+    wait_for(
+        lambda: {rule_metric(pg_stack, o) for o in ("matched", "fired")} == {1.0},
+        timeout=30,
+        what="the rule's metrics on /metrics, from the worker's processes",
+    )
+
+
+def rule_metric(stack: Stack, outcome: str, rule: str = "big-orders") -> float | None:
+    """hookyard_rule_matches_total{rule, outcome} as the web app's /metrics adds it up."""
+    text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "hookyard_rule_matches_total" and sample.labels == {
+                "rule": rule,
+                "outcome": outcome,
+            }:
+                return float(sample.value)
+    return None
 
 
 def test_a_worker_killed_before_the_post_leaves_it_to_the_next(pg_stack: Stack, slack: RunningFake) -> None:
