@@ -157,7 +157,7 @@ class Automation:
                         action_runs.c.gate_key == key,
                         action_runs.c.state == ActionState.PENDING,
                     )
-                    .values(state=ActionState.DEBOUNCED, finished_at=now)
+                    .values(state=ActionState.DEBOUNCED)
                     .returning(action_runs.c.event_id)
                 )
                 replaced = len({r.event_id for r in superseded}) + len(group) - 1
