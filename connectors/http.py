@@ -32,7 +32,8 @@ Vendor-specific answers (Stripe's `Stripe-Should-Retry`, Shopify's THROTTLED ins
 loop stays generic. A hook also names the vendor's idempotency header: the key is made once, before
 the loop, and sent on every try. Each try logs one `vendor.call` line and feeds
 `hookyard_vendor_calls_total` / `hookyard_vendor_call_seconds` / `hookyard_vendor_throttled_total`,
-labelled by vendor, account and the path *template*, never a URL or an id.
+labelled by vendor, account and the path *template*, never a URL or an id; `usage.CALLS` counts it
+for the account's daily quota.
 
 One `httpx.Client` per process (`process_client()`, explicit timeouts); tests pass `http=` with an
 `httpx.MockTransport`. The clock, sleep and random source are injected.
@@ -55,7 +56,7 @@ import httpx
 import orjson
 import structlog
 
-from connectors import metrics
+from connectors import metrics, usage
 from connectors.breaker import Breaker, Ticket
 from connectors.budget import Budget, Priority
 from schemas.errors import (
@@ -324,6 +325,7 @@ class VendorClient:
             answer = Answer(status, response.headers, body, attempt)
         duration = time.perf_counter() - started
         status_class = _status_class(outcome.kind, status)
+        usage.CALLS.add(self.account)  # the daily quota counts every request sent
         metrics.CALL_SECONDS.labels(self.vendor, self.account).observe(duration)
         self._count(status_class)
         if outcome.kind is Kind.THROTTLED:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -159,6 +160,7 @@ attempts = Table(
     Column("outcome", String(16), nullable=False),  # AttemptOutcome
     Column("error_class", String(200)),
     Column("error_message", Text),
+    Index("ix_attempts_started", "started_at"),  # the monitor reads the last hour's attempts
 )
 
 dead_letters = Table(
@@ -212,6 +214,39 @@ source_flags = Table(
     Column("needs_reauth", Boolean, nullable=False),
     Column("reason", Text),
     Column("flagged_at", UTCDateTime, nullable=False),
+)
+
+
+# Operations (migration 0006): the monitor's state per source, counters per source and hour, secrets
+# the application makes for itself (the dashboard's session key).
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column(
+        "slot", BigInteger, nullable=False
+    ),  # last evaluation: unix time // interval (a repeat is a no-op)
+    Column("evaluated_at", UTCDateTime, nullable=False),
+    Column("last_event_at", UTCDateTime),
+    Column("learned_until", UTCDateTime),  # the anomaly baseline has learned every hour before this
+    Column("state", JSON, nullable=False),  # alert states, baseline, last health (events.monitoring)
+)
+
+source_counts = Table(
+    "source_counts",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("name", String(50), primary_key=True),  # events.counts names: vendor_calls, refused
+    Column("hour", UTCDateTime, primary_key=True),  # the UTC hour the count belongs to
+    Column("count", Integer, nullable=False),
+)
+
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 

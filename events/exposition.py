@@ -6,10 +6,11 @@ from __future__ import annotations
 import glob
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from prometheus_client import REGISTRY
@@ -18,9 +19,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
-from events import metrics
+from events import counts, metrics, monitoring
 from events.db import UNFINISHED, EventState, events, utcnow
+from events.health.quota import day_start
 from events.multiprocess import process_dir
+from events.sources import Source
 
 log = structlog.get_logger()
 
@@ -148,17 +151,70 @@ class InboxCollector(Collector):
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._read_at: float | None = None
-        self._stats: InboxStats | None = None
+        self._stats: Any = None
         self._now = clock()
+
+    def read(self, now: datetime) -> Any:
+        return read_inbox_stats(self._engine, now, self._timeout_s)
+
+    def families(self, stats: Any, now: datetime) -> Iterator[Metric]:
+        return inbox_families(stats, self._sources, now)
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             if self._read_at is None or self._monotonic() - self._read_at >= self._cache_s:
                 self._now = self._clock()
                 try:
-                    self._stats = read_inbox_stats(self._engine, self._now, self._timeout_s)
+                    self._stats = self.read(self._now)
                 except Exception as exc:
                     self._stats = None
-                    log.warning("metrics.inbox_unavailable", error=repr(exc))
+                    log.warning("metrics.inbox_unavailable", collector=type(self).__name__, error=repr(exc))
                 self._read_at = self._monotonic()
-            return list(inbox_families(self._stats, self._sources, self._now))
+            return list(self.families(self._stats, self._now))
+
+
+@dataclass
+class MonitorStats:
+    """The monitor's last judgement per source, today's vendor API calls and the quotas."""
+
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls_today: dict[str, int] = field(default_factory=dict)
+
+
+class MonitorCollector(InboxCollector):
+    """Health scores, open SLA and anomaly alerts, API calls today against the quota (`MONITOR_GAUGES`),
+    read from the database at scrape time, cached like the inbox gauges."""
+
+    def __init__(self, engine: Engine, sources: Mapping[str, Source], **kwargs: Any) -> None:
+        super().__init__(engine, sources, **kwargs)
+        self._configured = sources
+
+    def read(self, now: datetime) -> MonitorStats:
+        with self._engine.connect() as conn:
+            return MonitorStats(
+                snapshots=monitoring.snapshots(conn),
+                calls_today=counts.totals(conn, counts.VENDOR_CALLS, day_start(now)),
+            )
+
+    def families(self, stats: MonitorStats | None, now: datetime) -> Iterator[Metric]:
+        if stats is None:
+            return
+
+        def family(name: str) -> GaugeMetricFamily:
+            help_text, labels = metrics.MONITOR_GAUGES[name]
+            return GaugeMetricFamily(name, help_text, labels=list(labels))
+
+        score, sla, anomaly, calls, quota = (family(name) for name in metrics.MONITOR_GAUGES)
+        for name in sorted(self._configured):
+            snap = stats.snapshots.get(name, {})
+            if snap.get("score") is not None:
+                score.add_metric([name], snap["score"])
+            for target, state in (snap.get("sla") or {}).items():
+                sla.add_metric([name, target], 1.0 if state.get("status") == "breached" else 0.0)
+            for kind, state in (snap.get("anomalies") or {}).items():
+                anomaly.add_metric([name, kind], 1.0 if state == "breached" else 0.0)
+            calls.add_metric([name], stats.calls_today.get(name, 0))
+            limit = self._configured[name].api.daily_quota
+            if limit is not None:
+                quota.add_metric([name], limit)
+        yield from (score, sla, anomaly, calls, quota)

@@ -18,7 +18,7 @@ import structlog
 
 from connectors import registry
 from connectors.base import AnswerHandshake, ConnectorSpec, Parsed
-from events import metrics
+from events import counts, metrics
 from events.inbox import Arrival, Inbox, Stored
 from events.migrate import missing_schema
 from events.publisher import Publisher
@@ -163,6 +163,7 @@ class Ingress:
             log.warning("ingress.rejected", status=status, reason=exc.code, detail=exc.detail)
             if isinstance(exc, VerificationError):
                 metrics.VERIFICATION_FAILURES.labels(name, exc.code).inc()
+                counts.REFUSALS.add(name)  # the source's health (a wrong secret turns it red)
         except ServiceUnavailable as exc:
             status, reason = 503, exc.reason
             body = {"error": reason, "detail": exc.detail}

@@ -79,6 +79,20 @@ RELAYED = Counter(
     "hookyard_relay_republished_total", "Unfinished events the relay published again", ["vendor"]
 )
 
+
+# operations (workers/monitor.py, events/alerts.py, ops/ui)
+ALERTS = Counter(
+    "hookyard_alerts_total",
+    "Alerts raised and recovered by the monitor",
+    ["source", "alert", "kind", "transition"],  # alert: sla | anomaly; transition: breach | recovery
+)
+MONITOR_RUNS = Counter(
+    "hookyard_monitor_runs_total", "Monitor evaluations of a source", ["outcome"]
+)  # outcome: evaluated | skipped (another run had this slot) | failed
+UI_REJECTIONS = Counter(
+    "hookyard_ui_rejections_total", "Dashboard requests refused", ["reason"]
+)  # reason: no_session | csrf | bad_login | read_only
+
 PROCESS_METRICS = (
     REQUESTS,
     EVENTS,
@@ -92,6 +106,9 @@ PROCESS_METRICS = (
     RETRIES,
     DEAD_LETTERS,
     RELAYED,
+    ALERTS,
+    MONITOR_RUNS,
+    UI_REJECTIONS,
 )
 
 # Gauges computed from the database at scrape time: name → (help, labels).
@@ -104,4 +121,18 @@ INBOX_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     DELAY_STORE_EVENTS: ("Events waiting in the delay store for a retry that is not due yet", ("source",)),
     OLDEST_UNFINISHED: ("Age of the oldest accepted, processing or retrying event", ("source",)),
     INBOX_STATS_UP: ("1 when the inbox gauges could be read from the database, else 0", ()),
+}
+
+# Gauges of the monitor's last evaluation and today's API usage, read from the database at scrape time.
+HEALTH_SCORE = "hookyard_source_health_score"
+SLA_BREACHED = "hookyard_sla_breached"
+ANOMALY_ACTIVE = "hookyard_anomaly_active"
+API_CALLS_TODAY = "hookyard_api_calls_today"
+API_QUOTA = "hookyard_api_daily_quota"
+MONITOR_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    HEALTH_SCORE: ("Health score of a source, 0-100 (absent while unknown)", ("source",)),
+    SLA_BREACHED: ("1 while an SLA target of the source is breached, else 0", ("source", "target")),
+    ANOMALY_ACTIVE: ("1 while an anomaly alert of the source is open, else 0", ("source", "kind")),
+    API_CALLS_TODAY: ("Vendor API calls of the source this UTC day", ("source",)),
+    API_QUOTA: ("The configured daily vendor API quota of the source", ("source",)),
 }

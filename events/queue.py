@@ -6,6 +6,7 @@ consume them. It names tasks by string, so it never imports `workers`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ import structlog
 from celery import Celery
 from celery.signals import setup_logging
 
+from connectors.internal import INTERNAL_SOURCE
 from events.log import configure_logging
 from events.settings import Settings, get_settings
 
@@ -26,17 +28,25 @@ MAINTENANCE_QUEUE = "hookyard.maintenance"
 PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
 PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
 ACTIONS_QUEUE = "hookyard.actions"
-ACTION_TASK = "hookyard.actions.run"  # args: [action run ids]; each is claimed just before it runs
+ACTION_TASK = "hookyard.actions.run"  # args: [action run ids], claimed together, run one by one
 ACTION_BATCH_MAX = 10
 SYNC_QUEUE = "hookyard.sync"
 SYNC_TASK = "hookyard.sync.run"  # kwargs: source, stream, object_id, trigger (the sync engine's task)
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
+MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
 
 def vendor_queue(vendor: str) -> str:
     return f"{QUEUE_PREFIX}{vendor}"
+
+
+def hookyard_queues(vendors: Iterable[str]) -> list[str]:
+    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events),
+    the rules' actions and maintenance."""
+    names = sorted({*vendors, INTERNAL_SOURCE})
+    return [vendor_queue(v) for v in names] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -56,12 +66,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,  # our structlog lines go to stderr as they are
-        "worker_send_task_events": False,
+        # task events on, so Flower and `celery events` see every task (a dead letter as failed)
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "beat_schedule": {
             "relay": {
                 "task": RELAY_TASK,
                 "schedule": settings.relay.interval_s,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.relay.interval_s, 1.0)},
+            },
+            "monitor": {
+                "task": MONITOR_TASK,
+                "schedule": settings.monitor.interval_s,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": max(settings.monitor.interval_s, 1.0)},
             },
             "retention": {
                 "task": RETENTION_TASK,
@@ -141,3 +158,21 @@ def probe_broker(timeout_s: float) -> None:
     """Open and close a broker connection (raises when the broker cannot be reached): readiness."""
     with app.connection_for_write(connect_timeout=timeout_s) as conn:
         conn.ensure_connection(max_retries=0, timeout=timeout_s)
+
+
+def queue_depths(names: Iterable[str], timeout_s: float) -> dict[str, int | None]:
+    """Messages waiting in each queue (a message carries up to PROCESS_BATCH_MAX event ids); a queue
+    the broker does not know counts 0. Raises when the broker cannot be reached."""
+    depths: dict[str, int | None] = {}
+    with app.connection_for_read(connect_timeout=timeout_s) as conn:
+        conn.ensure_connection(max_retries=0, timeout=timeout_s)
+        for name in names:
+            channel = conn.channel()  # a fresh channel: AMQP closes one on a passive miss
+            try:
+                depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            except conn.channel_errors:
+                depths[name] = 0
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return depths

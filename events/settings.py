@@ -57,6 +57,20 @@ class MetricsSettings(BaseModel):
     check_timeout_s: float = 2.0  # /readyz checks and the inbox gauges' query give up after this
 
 
+class MonitorSettings(BaseModel):
+    interval_s: float = 60.0  # how often beat judges every source's health, SLAs and anomalies
+    window_s: float = 3600.0  # the health score's window
+    counts_flush_s: float = 5.0  # how often each process writes its counts (API calls, refusals)
+
+
+class UiSettings(BaseModel):
+    # Signs the dashboard's session cookies; unset, a random key is made once and kept in the database
+    # (table app_secrets), so every web process on every machine shares it.
+    secret_key: SecretStr | None = None
+    session_hours: float = 12.0
+    secure_cookie: bool = False  # set it when the dashboard is served over HTTPS
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKYARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -73,6 +87,8 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
 
 @cache

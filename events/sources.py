@@ -42,6 +42,8 @@ from pydantic_core import PydanticCustomError
 
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
+from connectors.internal import INTERNAL_SOURCE
+from events.targets import AnomalyConfig, ApiConfig, SlaConfig
 from schemas.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -98,6 +100,9 @@ class _SourceModel(BaseModel):
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
+    sla: SlaConfig | None = None
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: ApiConfig = ApiConfig()
 
 
 class _FileModel(BaseModel):
@@ -117,6 +122,9 @@ class Source:
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
+    sla: SlaConfig | None = None  # events.targets: SLA targets, anomaly thresholds, the API quota
+    anomaly: AnomalyConfig = AnomalyConfig()
+    api: ApiConfig = ApiConfig()
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -207,6 +215,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             raise ConfigError(
                 f"{where}: a source name is lower-case letters, digits, '-' or '_' (it is part of the URL)"
             )
+        if name == INTERNAL_SOURCE:
+            raise ConfigError(f"{where}: the name {name!r} is reserved for Hookyard's own alert events")
         if src.connector not in registry.names():
             raise ConfigError(
                 f"{where}.connector: unknown connector {src.connector!r}; "
@@ -234,5 +244,8 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
+            sla=src.sla,
+            anomaly=src.anomaly,
+            api=src.api,
         )
     return sources

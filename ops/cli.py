@@ -31,6 +31,7 @@ from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_flags import flags_cli
 from ops.cli_rules import load_configured, rules_cli
+from ops.cli_status import status
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
@@ -48,6 +49,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
 cli.add_typer(flags_cli, name="flags")
+cli.command("status")(status)
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -158,10 +160,9 @@ def web(
 
 
 def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import ACTIONS_QUEUE, MAINTENANCE_QUEUE, vendor_queue
+    from events.queue import hookyard_queues
 
-    vendors = sorted({s.connector for s in sources.values()})
-    return [vendor_queue(v) for v in vendors] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE]
+    return hookyard_queues(s.connector for s in sources.values())
 
 
 @cli.command()

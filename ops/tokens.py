@@ -20,6 +20,7 @@ PREFIX = "hy_"
 class Principal:
     name: str
     scope: str
+    id: str = ""  # the token's id (the dashboard's session checks it is still active)
 
     def can_write(self) -> bool:
         return self.scope == "write"
@@ -44,11 +45,21 @@ def create(conn: Connection, name: str, scope: str) -> str:
 def authenticate(conn: Connection, token: str) -> Principal | None:
     # the lookup is by hash, so comparing secrets never happens in Python at all
     row = conn.execute(
-        select(api_tokens.c.name, api_tokens.c.scope).where(
+        select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.id).where(
             api_tokens.c.token_hash == _hash(token), api_tokens.c.revoked_at.is_(None)
         )
     ).first()
-    return None if row is None else Principal(row.name, row.scope)
+    return None if row is None else Principal(row.name, row.scope, row.id)
+
+
+def active(conn: Connection, token_id: str) -> Principal | None:
+    """The token with this id, unless it was revoked (or never existed)."""
+    row = conn.execute(
+        select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.id).where(
+            api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)
+        )
+    ).first()
+    return None if row is None else Principal(row.name, row.scope, row.id)
 
 
 def revoke(conn: Connection, token_id: str) -> bool:

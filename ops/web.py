@@ -2,8 +2,8 @@
 
 `/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app:
 `/healthz` (the process answers; touches nothing), `/readyz` (database, schema and broker, see
-`events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox gauges) and
-the operator API under `/v1`.
+`events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox and monitor
+gauges), the operator API under `/v1` and the dashboard under `/ui` (`ops.ui`).
 """
 
 from __future__ import annotations
@@ -23,23 +23,25 @@ from starlette.routing import Mount, Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from events import metrics
+from events.counts import Flusher
 from events.db import make_async_engine, make_engine
-from events.exposition import InboxCollector, machine_collector
+from events.exposition import InboxCollector, MonitorCollector, machine_collector
 from events.inbox import Inbox
 from events.ingress import PREFIX, Ingress, Receive, Scope, Send, respond
 from events.log import configure_logging
 from events.multiprocess import mark_dead
 from events.publisher import Publisher
-from events.queue import connect_publisher, probe_broker
+from events.queue import connect_publisher, probe_broker, publish
 from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
+from ops.ui.app import create_ui
 from rules.loader import watch_configured
 
 log = structlog.get_logger()
 
-REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1")
+REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1", "/ui")
 
 PARSE_ERROR = orjson.dumps(
     {
@@ -90,12 +92,19 @@ class HookyardApp:
                 self.sync_engine, self.sources, cache_s=settings.metrics.inbox_cache_s, timeout_s=timeout_s
             )
         )
+        self.registry.register(
+            MonitorCollector(
+                self.sync_engine, self.sources, cache_s=settings.metrics.inbox_cache_s, timeout_s=timeout_s
+            )
+        )
+        self.flusher = Flusher(self.sync_engine, settings.monitor.counts_flush_s)
         self.rest = Starlette(
             routes=[
                 Route("/healthz", self.health),
                 Route("/readyz", self.ready),
                 Route("/metrics", self.metrics),
                 Mount("/v1", app=create_api(self.sync_engine, self.sources, rule_names=self.rule_names)),
+                Mount("/ui", app=create_ui(self.sync_engine, self.sources, settings.ui, publish)),
             ]
         )
 
@@ -115,12 +124,14 @@ class HookyardApp:
             if message["type"] == "lifespan.startup":
                 await self.inbox.start()
                 await self.publisher.start(warm=connect_publisher)
+                self.flusher.start()  # refused deliveries per source, for the monitor's health score
                 checks = await self.readiness.check()  # logs what is wrong, e.g. "run hookyard migrate"
                 log.info("ingress.started", sources=sorted(self.sources), ready=is_ready(checks), **checks)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.publisher.stop()
                 await self.inbox.stop()
+                await asyncio.to_thread(self.flusher.stop)
                 await self.engine.dispose()
                 self.readiness.close()
                 self.sync_engine.dispose()

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context as JinjaContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from rules.constants import CUT_MARKER, TEMPLATE_MAX_CHARS, TEMPLATE_MAX_POWER

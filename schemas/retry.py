@@ -25,7 +25,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rand: Callable[[], float]) -> float:
         """Full jitter after the `attempt`-th failure (1-based): U(0, min(cap, base·2^(n-1)))."""
-        ceiling = min(self.cap_s, self.base_s * 2 ** max(attempt - 1, 0))
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(attempt - 1, 0))
         return rand() * ceiling
 
 

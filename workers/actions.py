@@ -225,11 +225,10 @@ def _action(rule: Rule | None, row: Any) -> Action:
     """The run's action as its rule is loaded now (it carries the secrets)."""
     if rule is None:
         raise PermanentError(f"rule {row.rule!r} is not loaded any more: restore it, then replay this action")
-    if row.action_index >= len(rule.actions) or rule.actions[row.action_index].type != row.action_type:
-        raise PermanentError(
-            f"rule {row.rule!r} has no {row.action_type} action at position {row.action_index} any more"
-        )
-    return rule.actions[row.action_index]
+    index: int = row.action_index
+    if index >= len(rule.actions) or rule.actions[index].type != row.action_type:
+        raise PermanentError(f"rule {row.rule!r} has no {row.action_type} action at {index} any more")
+    return rule.actions[index]
 
 
 def _params(conn: Connection, row: Any, rule: Rule, action: Action) -> BaseModel:

@@ -24,24 +24,27 @@ from sqlalchemy import Engine
 from connectors import registry
 from connectors.http import make_http_client
 from events import metrics
+from events.counts import Flusher
 from events.db import make_engine, utcnow
 from events.log import configure_logging
 from events.multiprocess import mark_dead
 from events.queue import (
     ACTION_TASK,
+    MONITOR_TASK,
     PROCESS_TASK,
     PUBLISHED_AT,
     QUEUE_PREFIX,
     RELAY_TASK,
     RETENTION_TASK,
     app,
+    publish,
 )
 from events.runtime_flags import FlagCache
 from events.settings import get_settings
 from events.sources import load_sources
 from rules.loader import RulesWatcher, watch_configured
 from rules.ruleset import RuleSet
-from workers import actions, processing
+from workers import actions, monitor, processing
 from workers.automation import Automation
 from workers.relay import relay as run_relay
 from workers.retention import prune
@@ -101,9 +104,25 @@ def _actions_context(pid: int) -> actions.ActionContext:
     )
 
 
+_FLUSHERS: dict[int, Flusher] = {}
+
+
+def _start_flusher() -> None:
+    """This process's counts (vendor API calls) go to the database every few seconds."""
+    if os.getpid() not in _FLUSHERS:
+        _FLUSHERS[os.getpid()] = Flusher(engine(), get_settings().monitor.counts_flush_s).start()
+
+
+def _stop_flusher(pid: int) -> None:
+    flusher = _FLUSHERS.pop(pid, None)
+    if flusher is not None:
+        flusher.stop()  # one last flush
+
+
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
-    """Warm each pool process before its first task: logging, sources, connectors, a connection."""
+    """Warm each pool process before its first task: logging, sources, connectors, a connection,
+    and the thread that writes its counts (vendor API calls) to the database."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     for source in _context(os.getpid()).sources.values():
@@ -111,6 +130,7 @@ def _init_process(**_: object) -> None:
     _actions_context(os.getpid())
     with engine().connect():
         pass
+    _start_flusher()
 
 
 @task_prerun.connect
@@ -123,28 +143,41 @@ def _bind_task(task_id: str, task: Task, **_: object) -> None:
 
 @worker_process_shutdown.connect
 def _process_exit(pid: int, **_: object) -> None:
+    _stop_flusher(pid)
     mark_dead(pid)
 
 
 @worker_ready.connect
 def _quiet_term_handler(sender: Any, **_: object) -> None:
     """Celery writes `worker: Warm shutdown (MainProcess)` to stdout as plain text on SIGTERM; keep
-    the warm shutdown and say it in a structured line instead (`worker.stopping`)."""
+    the warm shutdown and say it in a structured line instead (`worker.stopping`). A pool without
+    child processes (solo, threads) runs its tasks in this process: it gets a flusher too."""
     install_worker_term_handler(sender, verbose=False)
+    _start_flusher()
 
 
 @worker_shutdown.connect
 def _stopping(**_: object) -> None:
     log.info("worker.stopping")
+    _stop_flusher(os.getpid())
 
 
-@app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+class DeadLettered(Exception):
+    """Raised by the process task once the dead letters of its message are committed, so the task
+    ends in the FAILURE state (Flower, `celery events`). Not retried; with acks_late the message is
+    still acknowledged (a failed task is acked like a finished one), so nothing is redelivered."""
+
+
+@app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, throws=(DeadLettered,))
 def process_events(self: Task, event_ids: list[str]) -> list[str]:
     """Claimed and finished together, each on its own lease: a worker dying half-way leaves its
-    events to the relay, and done ones stay done."""
+    events to the relay, and done ones stay done. A message with a dead-lettered event fails."""
     started = time.time()
     outcomes = processing.process_many(engine(), event_ids, _context(os.getpid()))
     _observe_queue_wait(self.request, started, outcomes.values())
+    dead = [event_id for event_id in event_ids if outcomes[event_id] is processing.Outcome.DEAD]
+    if dead:
+        raise DeadLettered(f"dead-lettered: {', '.join(dead)} (see `hookyard dlq show ID`)")
     return [str(outcomes[event_id]) for event_id in event_ids]
 
 
@@ -172,6 +205,23 @@ def run_actions(run_ids: list[str]) -> list[str]:
 def relay() -> int:
     settings = get_settings()
     return run_relay(engine(), now=utcnow(), grace_s=settings.relay.grace_s, limit=settings.relay.batch)
+
+
+@app.task(name=MONITOR_TASK)
+def monitor_sources() -> int:
+    """Judge every source's health, SLAs and anomalies; publish the alert events it raises."""
+    settings = get_settings()
+    raised = monitor.run(
+        engine(),
+        _context(os.getpid()).sources,
+        utcnow(),
+        interval_s=settings.monitor.interval_s,
+        window_s=settings.monitor.window_s,
+        relay_grace_s=settings.relay.grace_s,
+    )
+    if raised:
+        publish(raised)  # if the broker is down, the relay publishes them: they are stored
+    return len(raised)
 
 
 @app.task(name=RETENTION_TASK)

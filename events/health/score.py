@@ -7,13 +7,15 @@ Each judged component is a goodness g between 0 and 1:
     latency      g = min(1, target / p95 processing time)  judged when a p95 is known
     dead letters d = dead / (events + P)
                  g = clamp(1 − d / max_dead_share)         max_dead_share 0.2: a fifth dead → 0
+    signatures   r = refused / (refused + events + P)      deliveries refused as unverifiable (a
+                 g = clamp(1 − r / max_refused_share)      wrong secret): max_refused_share 0.5
     silence      g = fresh(now − last event, max_silence)  judged when max_silence_s is set
     sync         g = fresh(now − last sync, 2 × interval)  judged when a sync interval and time are given
 
     fresh(age, allowed) = 1 up to `allowed`, falling linearly to 0 at 3 × `allowed`
 
-    score = 100 × Π g_i ^ (w_i / Σ w_judged)    weights: success 3, dead letters 3, latency 2,
-                                                silence 2, sync 1
+    score = 100 × Π g_i ^ (w_i / Σ w_judged)    weights: success 3, dead letters 3, signatures 3,
+                                                latency 2, silence 2, sync 1
 
 A weighted geometric mean: one broken component (g = 0) makes the score 0 whatever the others say,
 while small imperfections cost little (p95 at twice its target with all else perfect: 88). With
@@ -34,9 +36,11 @@ class ScorePolicy:
     sync_interval_s: float | None = None  # how often the source's sync runs; None: no sync
     prior_successes: float = 4.0
     max_dead_share: float = 0.2
+    max_refused_share: float = 0.5
     weights: tuple[tuple[str, float], ...] = (
         ("success", 3.0),
         ("dead_letters", 3.0),
+        ("signatures", 3.0),
         ("latency", 2.0),
         ("silence", 2.0),
         ("sync", 1.0),
@@ -51,6 +55,7 @@ class SourceWindow:
     attempts_failed: float = 0  # retried or dead
     events: float = 0  # received
     dead_letters: float = 0
+    refused: float = 0  # deliveries refused because their signature did not verify
     p95_processing_s: float | None = None
     last_event_at: datetime | None = None
     last_sync_at: datetime | None = None
@@ -84,6 +89,9 @@ def components(window: SourceWindow, now: datetime, policy: ScorePolicy) -> dict
     if window.events > 0 or window.dead_letters > 0:
         share = window.dead_letters / (window.events + prior)
         judged["dead_letters"] = clamp(1.0 - share / policy.max_dead_share)
+    if window.refused > 0:
+        share = window.refused / (window.refused + window.events + prior)
+        judged["signatures"] = clamp(1.0 - share / policy.max_refused_share)
     if window.p95_processing_s is not None:
         p95 = window.p95_processing_s
         judged["latency"] = 1.0 if p95 <= 0 else min(1.0, policy.latency_target_s / p95)

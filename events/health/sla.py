@@ -70,10 +70,13 @@ class LatencyTarget:
     min_samples: int = 20
 
     def breached(self, samples_s: Sequence[float]) -> bool | None:
-        if len(samples_s) < self.min_samples:
+        return self.judge(quantile(samples_s, self.quantile), len(samples_s))
+
+    def judge(self, value_s: float | None, samples: int) -> bool | None:
+        """The same, from the quantile and the sample count (a database computed the quantile)."""
+        if samples < self.min_samples or value_s is None:
             return None
-        value = quantile(samples_s, self.quantile)
-        return value is not None and value > self.max_s
+        return value_s > self.max_s
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,22 @@ EXPECTED = {
     "hookyard_retries_total": ("counter", ("source", "error_class")),
     "hookyard_dead_letters_total": ("counter", ("source", "error_class")),
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
+    "hookyard_alerts_total": ("counter", ("source", "alert", "kind", "transition")),
+    "hookyard_monitor_runs_total": ("counter", ("outcome",)),
+    "hookyard_ui_rejections_total": ("counter", ("reason",)),
 }
 EXPECTED_GAUGES = {
     "hookyard_inbox_events": ("source", "state"),
     "hookyard_delay_store_events": ("source",),
     "hookyard_oldest_unfinished_event_age_seconds": ("source",),
     "hookyard_inbox_stats_up": (),
+}
+EXPECTED_MONITOR_GAUGES = {
+    "hookyard_source_health_score": ("source",),
+    "hookyard_sla_breached": ("source", "target"),
+    "hookyard_anomaly_active": ("source", "kind"),
+    "hookyard_api_calls_today": ("source",),
+    "hookyard_api_daily_quota": ("source",),
 }
 
 
@@ -54,7 +64,8 @@ def test_every_metric_has_its_exact_name_type_and_labels() -> None:
     }
     assert found == EXPECTED
     assert {name: labels for name, (_, labels) in metrics.INBOX_GAUGES.items()} == EXPECTED_GAUGES
-    for name in [*found, *EXPECTED_GAUGES]:
+    assert {name: labels for name, (_, labels) in metrics.MONITOR_GAUGES.items()} == EXPECTED_MONITOR_GAUGES
+    for name in [*found, *EXPECTED_GAUGES, *EXPECTED_MONITOR_GAUGES]:
         assert name.startswith("hookyard_")
         assert not name.endswith(("_ms", "_milliseconds", "_minutes"))
 
