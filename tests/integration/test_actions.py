@@ -34,6 +34,9 @@ from tests.integration.harness import HOOKYARD, Stack, wait_for
 pytestmark = pytest.mark.integration
 
 Fakes = Callable[..., RunningFake]
+# An exchange's timeouts are a quarter of the lease: the stack's 5 s would make a slow answer on a
+# loaded machine a timeout (and a retried post). Only a worker meant to die keeps the short lease.
+LEASE = {"HOOKYARD_WORKER__LEASE_S": "20"}
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ def test_a_redelivered_order_and_a_redelivered_message_post_once(pg_stack: Stack
     ran: one event, one run, one message; the second delivery of the message is skipped."""
     live(pg_stack, slack)
     pg_stack.start_web()
-    worker = pg_stack.start_worker()
+    worker = pg_stack.start_worker(**LEASE)
     request = order(pg_stack, "750.00")
     assert pg_stack.post("shop", request).json()["accepted"] == 1
     assert pg_stack.post("shop", request).json() == {"accepted": 0, "duplicates": 1, "ids": []}
@@ -95,7 +98,7 @@ def test_a_worker_killed_before_the_post_leaves_it_to_the_next(pg_stack: Stack, 
     wait_for(lambda: [r.state for r in runs(pg_stack)] == ["running"], timeout=60, what="the run claimed")
     victim.kill(signal.SIGKILL)
     assert texts(slack) == []
-    pg_stack.start_worker()
+    pg_stack.start_worker(**LEASE)
     wait_for(lambda: [r.state for r in runs(pg_stack)] == ["done"], timeout=90, what="the run done")
     assert len(texts(slack)) == 1
     assert runs(pg_stack)[0].attempts == 2  # the killed worker's claim, then the one that posted
@@ -108,11 +111,11 @@ def test_a_worker_killed_after_the_post_was_recorded_posts_nothing_more(
     back (here: published again, as the broker restores it) and the next worker skips it."""
     live(pg_stack, slack)
     pg_stack.start_web()
-    victim = pg_stack.start_worker(HOOKYARD_WORKER__FAULT_DELAY_AFTER_ACTION_S="60")
+    victim = pg_stack.start_worker(**LEASE, HOOKYARD_WORKER__FAULT_DELAY_AFTER_ACTION_S="60")
     send_orders(pg_stack, ["900.00"])
     wait_for(lambda: [r.state for r in runs(pg_stack)] == ["done"], timeout=60, what="the run done")
     victim.kill(signal.SIGKILL)
-    survivor = pg_stack.start_worker()
+    survivor = pg_stack.start_worker(**LEASE)
     republish(pg_stack, [runs(pg_stack)[0].id])
     wait_for(lambda: b'"action.skipped"' in survivor.log.read_bytes(), timeout=60, what="the copy skipped")
     assert len(texts(slack)) == 1
@@ -125,7 +128,7 @@ def test_a_dead_action_replayed_posts_once(pg_stack: Stack, slack: RunningFake) 
     live(pg_stack, slack, big_orders(extra="[retry]\nmax_attempts = 2\nbase_s = 0.2\ncap_s = 0.5"))
     slack.control.fault("error", HOOK_PATH, status=500, code="internal_error", count=None)
     pg_stack.start_web()
-    pg_stack.start_worker()
+    pg_stack.start_worker(**LEASE)
     [event_id] = send_orders(pg_stack, ["600.00"])
     wait_for(lambda: [r.state for r in runs(pg_stack)] == ["dead"], timeout=90, what="the run dead")
     listed = pg_stack.cli("dlq", "list", "--kind", "actions")
@@ -181,7 +184,7 @@ def test_http_post_carries_one_webhook_id_on_every_try_and_verifies(pg_stack: St
         )
         with_rules(pg_stack, {"outbound": rule}, {"HOOK_URL": url, "HOOK_SECRET": SECRET})
         pg_stack.start_web()
-        pg_stack.start_worker()
+        pg_stack.start_worker(**LEASE)
         [event_id] = send_orders(pg_stack, ["10.00"])
         wait_for(lambda: [r.state for r in runs(pg_stack)] == ["done"], timeout=90, what="the post done")
     assert len(seen) == 3
@@ -197,15 +200,14 @@ def test_a_429_storm_delays_but_drops_nothing(pg_stack: Stack, slack: RunningFak
     twice on anything else."""
     live(pg_stack, slack, big_orders(extra="[retry]\nmax_attempts = 2"))
     pg_stack.start_web()
-    pg_stack.start_worker(concurrency=2)
+    pg_stack.start_worker(concurrency=2, **LEASE)
     totals = [f"{600 + i}.00" for i in range(12)]
     send_orders(pg_stack, totals)
-    wait_for(lambda: len(texts(slack)) == 12, timeout=150, what="twelve posts")
+    wait_for(lambda: [r.state for r in runs(pg_stack)] == ["done"] * 12, timeout=150, what="twelve runs done")
     assert sorted(t.rsplit(": ", 1)[1] for t in texts(slack)) == sorted(f"{t} USD" for t in totals)
-    assert len(set(texts(slack))) == 12
+    assert len(texts(slack)) == len(set(texts(slack))) == 12
     assert slack.control.stats()["throttled"] > 0
-    assert {r.state for r in runs(pg_stack)} == {"done"}
-    assert max(r.throttled_tries for r in runs(pg_stack)) > 0
+    assert max(r.throttled_tries for r in runs(pg_stack)) >= 2  # more 429s than attempts allowed
 
 
 def test_a_disabled_rule_and_a_shadow_rule_fire_nothing(pg_stack: Stack, slack: RunningFake) -> None:
@@ -223,7 +225,7 @@ def test_a_disabled_rule_and_a_shadow_rule_fire_nothing(pg_stack: Stack, slack: 
         check=True,
     )
     pg_stack.start_web()
-    pg_stack.start_worker()
+    pg_stack.start_worker(**LEASE)
     send_orders(pg_stack, ["700.00", "800.00", "100.00"])
     pg_stack.wait_all_done(3)
     assert [(r.rule, r.state) for r in runs(pg_stack)] == [("watching", "shadow"), ("watching", "shadow")]
@@ -242,13 +244,13 @@ def test_a_throttle_is_exact_across_workers(
     throttle = '[throttle]\nkey = "{{ source }}"\nper = "1h"\nmax = 2\n'
     live(stack, slack, big_orders() + throttle)
     stack.start_web()
-    stack.start_worker(concurrency=2)
-    stack.start_worker(concurrency=2, beat=False)
+    stack.start_worker(**LEASE, concurrency=2)
+    stack.start_worker(**LEASE, concurrency=2, beat=False)
     send_orders(stack, [f"{900 + i}.00" for i in range(8)])
     stack.wait_all_done(8, timeout=90)
-    wait_for(lambda: len(texts(slack)) == 2, timeout=60, what="two posts")
-    states = sorted(r.state for r in runs(stack))
-    assert states == ["done", "done"] + ["throttled"] * 6
+    expected = ["done", "done"] + ["throttled"] * 6
+    wait_for(lambda: sorted(r.state for r in runs(stack)) == expected, timeout=60, what="two runs done")
+    assert len(texts(slack)) == 2
     with stack.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(action_runs)).scalar_one() == 8
 
@@ -262,7 +264,7 @@ def test_simulate_over_1000_stored_events_selects_what_live_evaluation_did(pg_st
         {"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T0FAKE/B0FAKE/fakesecret"},
     )
     pg_stack.start_web()
-    pg_stack.start_worker()
+    pg_stack.start_worker(**LEASE)
     send_orders(pg_stack, [f"{(i * 37) % 1000 + 1}.00" for i in range(1000)])
     pg_stack.wait_all_done(1000, timeout=170)
     recorded = {r.event_id for r in runs(pg_stack)}
@@ -296,7 +298,7 @@ def test_rule_mistakes_stop_the_worker_and_a_missing_field_renders_empty(
         assert result.returncode == 2 and line in result.stderr and result.stderr.count("\n") == 1
     live(pg_stack, slack, big_orders(text="Order for {{ payload.customer.nickname }}!"))
     pg_stack.start_web()
-    worker = pg_stack.start_worker()
+    worker = pg_stack.start_worker(**LEASE)
     send_orders(pg_stack, ["750.00"])
     wait_for(lambda: texts(slack) == ["Order for !"], timeout=60, what="the post")
     assert b'"rules.template_missing"' in worker.log.read_bytes()
