@@ -19,6 +19,7 @@ from bench import noop_app
 from bench.payloads import signed_request, split
 from bench.procs import CpuMeter, Proc, wait_for
 from bench.stack import HOOKYARD_DB, NOOP_DB, PY, Stack
+from connectors import registry
 from events.db import EventState, events
 from events.ids import new_event_id
 
@@ -149,9 +150,10 @@ def _settle(stack: Stack, which: str, ok: int) -> dict[str, Any]:
 # --- workers --------------------------------------------------------------------------------------
 
 
-def preload_inbox(stack: Stack, count: int, *, parsed: bool = False) -> list[str]:
-    """Store `count` accepted events exactly as the ingress would, without the HTTP part (with
-    `parsed`, their payloads too, so the connector makes records that rules can test)."""
+def preload_inbox(stack: Stack, count: int) -> list[str]:
+    """Store `count` accepted events exactly as the ingress would (the Shopify connector parses each
+    signed order into its payload, type and dedupe key), without the HTTP part."""
+    shopify = registry.get("shopify")
     ids: list[str] = []
     host = "127.0.0.1"
     now = datetime.now(UTC)
@@ -161,6 +163,7 @@ def preload_inbox(stack: Stack, count: int, *, parsed: bool = False) -> list[str
             rows = []
             for _ in range(min(1000, count - start)):
                 headers, body = split(signed_request(stack.secret.encode(), host))
+                [delivery] = shopify.parse(body, headers, {}).deliveries
                 event_id = new_event_id(time.time())
                 ids.append(event_id)
                 rows.append(
@@ -168,18 +171,18 @@ def preload_inbox(stack: Stack, count: int, *, parsed: bool = False) -> list[str
                         "id": event_id,
                         "source": "shop",
                         "vendor": "shopify",
-                        "type": "order.created",
-                        "dedupe_key": f"bench:{headers['x-shopify-event-id']}",
+                        "type": delivery.type,
+                        "dedupe_key": delivery.dedupe_key,
                         "state": EventState.ACCEPTED,
                         "attempts": 0,
                         "received_at": now,
-                        "occurred_at": now,
+                        "occurred_at": delivery.occurred_at,
                         "available_at": now,
                         "relay_at": relay_at,
                         "relayed": 0,
                         "headers": headers,
                         "body": body,
-                        "payload": orjson.loads(body) if parsed else None,
+                        "payload": delivery.payload,
                     }
                 )
             conn.execute(insert(events), rows)
@@ -237,8 +240,9 @@ def _drain(
 
 
 def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log: Any) -> dict[str, Any]:
-    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import PROCESS_TASK
     from events.queue import app as hookyard_app
+    from events.settings import get_settings
 
     out: dict[str, Any] = {
         "events": count,
@@ -252,7 +256,8 @@ def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log:
     stack.reset_data()
     ids = preload_inbox(stack, count)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
+    per_message = get_settings().ids_per_message
+    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, per_message)
     client.close()
     assert stack.queue_length(HOOKYARD_DB, HOOKYARD_QUEUE) == messages
     proc = stack.start_hookyard_worker(concurrency)
@@ -270,7 +275,11 @@ def workers(stack: Stack, *, count: int, concurrency: int, window_s: float, log:
     finally:
         stack.stop(proc)
     out["hookyard"]["states"] = stack.states()
-    log(f"  hookyard worker: {out['hookyard']['per_s']} events/s ({out['hookyard']['states']})")
+    out["hookyard"]["records"] = sum(v["records"] for v in stack.record_versions().values())
+    log(
+        f"  hookyard worker: {out['hookyard']['per_s']} events/s ({out['hookyard']['states']}, "
+        f"{out['hookyard']['records']} records)"
+    )
 
     # Bare Celery: K no-op tasks on the same broker settings, then a cold worker.
     client = redis.Redis.from_url(stack.redis_url(NOOP_DB))

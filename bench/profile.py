@@ -136,12 +136,14 @@ def run(
     finally:
         stack.stop(web)
     # worker draining a backlog
-    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK, app
+    from events.queue import PROCESS_TASK, app
+    from events.settings import get_settings
 
     stack.reset_data()
     ids = phases.preload_inbox(stack, events)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    messages = phases.fast_publish(app, PROCESS_TASK, phases.HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
+    per_message = get_settings().ids_per_message
+    messages = phases.fast_publish(app, PROCESS_TASK, phases.HOOKYARD_QUEUE, ids, client, per_message)
     client.close()
     worker = stack.start_hookyard_worker(concurrency)
     try:

@@ -72,6 +72,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": p99 is not None and p99 <= 250 and e2e["http"]["errors"] == 0,
             }
         )
+    out += dev_targets(results)
     storm = results.get("e2e", {}).get("storm")
     if storm:
         out.append(
@@ -90,6 +91,45 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": f"rules matching ≤ 50 µs per event at {worst['rules']:,} rules",
                 "value": f"{worst['matching_us']:.1f} µs",
                 "pass": worst["matching_us"] <= 50,
+            }
+        )
+    return out
+
+
+def dev_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The embedded default (`hookyard dev`): it keeps up at 300/s, drains ≥ 500/s, and its ingress
+    takes ≥ 2× what the hand-written baseline takes in the same run."""
+    dev = results.get("dev")
+    if not dev:
+        return []
+    paced, drain, sat = dev["paced"], dev["alone"]["drain"], dev["alone"]["ingress"]
+    lat = paced["latency"]
+    rate = dev["rate"]
+    out = [
+        {
+            "target": f"hookyard dev keeps up with its ingress at {rate}/s offered (backlog ≤ 1 s of load)",
+            "value": f"backlog {paced['backlog_at_end']} at the end, received→done p50 {lat['p50_ms']} ms, "
+            f"p99 {lat['p99_ms']} ms; http errors {paced['http']['errors']}",
+            "pass": paced["backlog_at_end"] <= rate and paced["left"] == 0 and paced["http"]["errors"] == 0,
+        },
+        {
+            "target": "hookyard dev worker drains ≥ 500 events/s (Shopify orders through its ingress)",
+            "value": f"{_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
+            f"{drain['left']} left); records {dev['records']:,} of {dev['records_expected']:,}",
+            "pass": bool(drain["per_s"] and drain["per_s"] >= 500 and drain["left"] == 0)
+            and dev["records"] == dev["records_expected"],
+        },
+    ]
+    base = results.get("ingress", {}).get("baseline", {}).get("saturation")
+    if base:
+        ratio = _ratio(sat["ok_per_s"], base["ok_per_s"])
+        out.append(
+            {
+                "target": "hookyard dev ingress ≥ 2× baseline accepted/s at saturation (neither's worker "
+                "running), storing every event",
+                "value": f"{ratio}× ({sat['ok_per_s']:,.0f} vs {base['ok_per_s']:,.0f}/s; every 2xx stored: "
+                f"{sat['all_stored']})",
+                "pass": bool(ratio and ratio >= 2 and sat["all_stored"]),
             }
         )
     return out
@@ -149,8 +189,9 @@ def table(results: dict[str, Any]) -> str:
     if wk:
         add("")
         add(
-            f"WORKERS  {wk['events']:,} preloaded events, {wk['concurrency']} processes, prefork, "
-            f"prefetch 1, acks_late, cold start; measured until done or {wk['window_s']} s"
+            f"WORKERS  {wk['events']:,} preloaded events (signed Shopify orders as the ingress stores them, "
+            f"2 records each), {wk['concurrency']} processes, prefork, prefetch 1, acks_late, cold start; "
+            f"measured until done or {wk['window_s']} s"
         )
         for label, key, unit in (
             ("hookyard process (≤10 ids/msg)", "hookyard", "events"),
@@ -161,6 +202,8 @@ def table(results: dict[str, Any]) -> str:
                 f"  {label:23} {w['per_s']:8,.0f} {unit}/s ({w['done']:,} in {w['seconds']} s; "
                 f"cores {_cores(w)})"
             )
+        if "records" in wk["hookyard"]:
+            add(f"  hookyard records written: {wk['hookyard']['records']:,} (2 per event done)")
         add(f"  ratio: {wk['ratio'] * 100:.0f}%")
     e2e = results.get("e2e", {})
     if e2e.get("e2e"):
@@ -209,6 +252,10 @@ def table(results: dict[str, Any]) -> str:
             f"{t['rules_5']['per_s']:,.0f} events/s ({t['rules_5']['action_runs']:,} runs) · "
             f"ratio {t['ratio'] * 100:.0f}%"
         )
+    dev = results.get("dev")
+    if dev:
+        add("")
+        add(_dev_table(dev))
     mem = results.get("memory_peak_rss")
     if mem:
         add("")
@@ -224,6 +271,33 @@ def table(results: dict[str, Any]) -> str:
         add("TARGETS")
         for t in tg:
             add(f"  [{'PASS' if t['pass'] else 'MISS'}] {t['target']}: {t['value']}")
+    return "\n".join(lines)
+
+
+def _dev_table(dev: dict[str, Any]) -> str:
+    paced, alone, together = dev["paced"], dev["alone"], dev["together"]
+    lat = paced["latency"]
+    lines = [
+        "EMBEDDED DEFAULT  `hookyard dev`: SQLite database and broker, one worker with embedded beat;",
+        "  signed Shopify orders through its own ingress (each gives 2 records)"
+        + (f"; env {dev['env']}" if dev.get("env") else ""),
+        f"  {dev['rate']}/s offered for {dev['rate_s']} s: {_cell(paced['http'])}",
+        f"    received → done over {lat['events']:,} events: p50 {lat['p50_ms']} ms, "
+        f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms; "
+        f"backlog at the end {paced['backlog_at_end']:,}, drained {paced['drained_after_s']} s later",
+    ]
+    for label, run in (("worker paused", alone), ("worker running", together)):
+        sat, drain = run["ingress"], run["drain"]
+        lines += [
+            f"  saturation, 64 conns, {label}: {_cell(sat)}; {sat['stored']:,} stored of "
+            f"{sat['ok_total']:,} answered 2xx, {sat['done_during_load']:,} done meanwhile",
+            f"    cores {_cores(sat)}",
+            f"    then drained {_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
+            f"{drain['left']:,} left); cores {_cores(drain)}",
+        ]
+    lines.append(
+        f"  states {dev['states']}; records {dev['records']:,} (expected {dev['records_expected']:,})"
+    )
     return "\n".join(lines)
 
 

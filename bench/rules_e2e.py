@@ -1,6 +1,6 @@
 """Events per second through the workers with 5 matching rules vs none (part of `make bench`).
 
-For each side: N accepted orders in the inbox (payloads parsed, so the connector makes records), their
+For each side: N accepted orders in the inbox (as the ingress stores them, payloads parsed), their
 ids queued as the ingress would, then a cold worker on the vendor queue and the actions queue.
 Measured from the first message taken until every event is done *and* every action it set off is
 done, or the window ends. The 5 rules each match every order (`total > 100`, the bench orders are
@@ -60,16 +60,18 @@ def _done(stack: Stack, events: int, rules: int) -> int:
 
 
 def _side(stack: Stack, *, rules: int, count: int, concurrency: int, window_s: float) -> dict[str, Any]:
-    from events.queue import PROCESS_BATCH_MAX, PROCESS_TASK
+    from events.queue import PROCESS_TASK
     from events.queue import app as hookyard_app
+    from events.settings import get_settings
 
     _configure(stack, rules)
     stack.reset_data()
     with stack.engine.begin() as conn:
         conn.execute(text("TRUNCATE action_runs, event_tags, rule_gates"))
-    ids = preload_inbox(stack, count, parsed=True)
+    ids = preload_inbox(stack, count)
     client = redis.Redis.from_url(stack.redis_url(HOOKYARD_DB))
-    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, PROCESS_BATCH_MAX)
+    per_message = get_settings().ids_per_message
+    messages = fast_publish(hookyard_app, PROCESS_TASK, HOOKYARD_QUEUE, ids, client, per_message)
     client.close()
     argv = [PY, "-m", "ops.cli", "worker", "--concurrency", str(concurrency)]
     proc = stack.spawn("hookyard-worker-rules", [*argv, "--queues", f"{HOOKYARD_QUEUE},hookyard.actions"])

@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import text
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("ceiling", "ingress", "workers", "e2e", "rules")
+PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +41,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=60.0,
         help="after the e2e load, wait at most this long for the backlog",
+    )
+    p.add_argument("--dev-rate", type=int, default=300, help="offered rate for `hookyard dev` (req/s)")
+    p.add_argument("--dev-rate-s", type=float, default=20.0, help="seconds at --dev-rate")
+    p.add_argument(
+        "--dev-drain-s", type=float, default=120.0, help="dev: wait at most this long for a backlog"
+    )
+    p.add_argument(
+        "--dev-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dev: an environment variable for `hookyard dev` (to compare settings)",
     )
     p.add_argument("--storm", type=int, default=1000, help="distinct deliveries in the redelivery storm")
     p.add_argument("--rules-events", type=int, default=5000, help="events for the rules throughput phase")
@@ -175,6 +187,31 @@ def main(argv: list[str] | None = None) -> None:
                 storm_deliveries=args.storm,
                 storm_copies=5,
                 drain_s=args.e2e_drain_s,
+                log=log,
+            )
+        if "dev" in only:
+            from bench import dev
+
+            if "baseline" not in results.get("ingress", {}):
+                log("baseline saturation (the dev ingress target is relative to it)")
+                results.setdefault("ingress", {})["baseline"] = phases.ingress(
+                    stack,
+                    "baseline",
+                    saturation_s=args.saturation_s,
+                    rate_s=args.rate_s,
+                    rates=[],
+                    connections=args.connections,
+                    log=log,
+                )
+            log(f"dev: hookyard dev at {args.dev_rate}/s for {args.dev_rate_s} s, then at saturation")
+            results["dev"] = dev.run(
+                stack,
+                rate=args.dev_rate,
+                rate_s=args.dev_rate_s,
+                saturation_s=args.saturation_s,
+                connections=args.connections,
+                drain_s=args.dev_drain_s,
+                env=dict(item.split("=", 1) for item in args.dev_env),
                 log=log,
             )
         if "rules" in only:

@@ -118,10 +118,10 @@ class Stack:
                 **extra,
             }
         )
-        return env
+        return {k: v for k, v in env.items() if v != ""}  # an empty value: leave the default
 
-    def spawn(self, role: str, argv: list[str], **env: str) -> Proc:
-        proc = spawn(role, argv, self.env(**env), self.root, self.root)
+    def spawn(self, role: str, argv: list[str], cwd: Path | None = None, **env: str) -> Proc:
+        proc = spawn(role, argv, self.env(**env), cwd or self.root, self.root)
         self.procs.append(proc)
         self.sampler.watch(proc)
         return proc
@@ -132,9 +132,9 @@ class Stack:
         if proc in self.procs:
             self.procs.remove(proc)
 
-    def _serve(self, role: str, argv: list[str], **env: str) -> tuple[Proc, int]:
+    def _serve(self, role: str, argv: list[str], cwd: Path | None = None, **env: str) -> tuple[Proc, int]:
         port = free_port()
-        proc = self.spawn(role, [*argv, "--port", str(port)], **env)
+        proc = self.spawn(role, [*argv, "--port", str(port)], cwd, **env)
         wait_for(
             lambda: (
                 proc.popen.poll() is None
@@ -148,6 +148,12 @@ class Stack:
     def start_hookyard_web(self, workers: int = 1, **env: str) -> tuple[Proc, int]:
         role = "hookyard-ingress" if workers == 1 else f"hookyard-ingress-x{workers}"
         return self._serve(role, [PY, "-m", "ops.cli", "web", "--workers", str(workers)], **env)
+
+    def start_dev(self, home: Path, **env: str) -> tuple[Proc, int]:
+        """`hookyard dev` in `home` on its embedded defaults: the database and the broker are files
+        under `home/.hookyard`, the log format is the one dev picks (only the sources come from us)."""
+        defaults = {"HOOKYARD_DATABASE_URL": "", "HOOKYARD_BROKER_URL": "", "HOOKYARD_LOG_FORMAT": ""}
+        return self._serve("hookyard-dev", [PY, "-m", "ops.cli", "dev"], home, **{**defaults, **env})
 
     def start_baseline(self) -> tuple[Proc, int]:
         return self._serve(

@@ -7,13 +7,14 @@ id; it keeps its id and dedupe key, so replaying something that already succeede
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import Connection, Engine, Select, and_, delete, func, or_, select, update
 
 from connectors import registry
@@ -31,19 +32,26 @@ from events.db import (
 from schemas.envelope import Envelope
 from schemas.errors import HookyardError, MalformedError
 
+NO_NUL = r"^[^\x00]*$"
+DURATION = r"^[0-9]+(\.[0-9]+)?[smhdw]$"  # `dlq purge --older-than`, the API's older_than
+_DURATION = re.compile(DURATION, re.ASCII)
+MAX_AGE = timedelta(days=365 * 100)
+Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
+"""A string any text column can hold: PostgreSQL's text cannot hold a NUL character."""
+
 
 class Filters(BaseModel):
     """Which dead letters: the same filters for the CLI, the API and retention."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: str | None = None
-    vendor: str | None = None
-    task: str | None = None
-    error_class: str | None = None
+    source: Text | None = None
+    vendor: Text | None = None
+    task: Text | None = None
+    error_class: Text | None = None
     since: datetime | None = None
     until: datetime | None = None
-    text: str | None = None
+    text: Text | None = None
     state: LetterState | None = LetterState.DEAD  # None: both
 
     def where(self) -> Any:
@@ -78,6 +86,14 @@ class Filters(BaseModel):
 
 class EditRejected(HookyardError):
     """The edited payload does not validate; it is not saved."""
+
+
+class NoDeadLetter(EditRejected):
+    """No dead letter has that event id."""
+
+
+class NotDead(EditRejected):
+    """The dead letter was replayed already: only one still dead can be edited."""
 
 
 def _select(filters: Filters) -> Select[Any]:
@@ -148,7 +164,7 @@ def set_path(document: Any, path: str, value: Any) -> Any:
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not part.isdecimal() or int(part) >= len(node):
                 raise EditRejected(f"{path}: {part!r} is not an index of a list of {len(node)}")
             key: Any = int(part)
         elif isinstance(node, dict):
@@ -180,8 +196,10 @@ def edit(conn: Connection, event_id: str, sets: Iterable[tuple[str, Any]], now: 
     """
     row = conn.execute(select(events).where(events.c.id == event_id)).first()
     letter = conn.execute(select(dead_letters).where(dead_letters.c.event_id == event_id)).first()
-    if row is None or letter is None or letter.state != LetterState.DEAD:
-        raise EditRejected(f"{event_id} is not a dead letter waiting for replay")
+    if row is None or letter is None:
+        raise NoDeadLetter(f"no dead letter {event_id}")
+    if letter.state != LetterState.DEAD:
+        raise NotDead(f"{event_id} was replayed already; only a dead letter waiting for replay can be edited")
     original = payload = row.payload
     for path, value in sets:
         payload = set_path(payload, path, value)
@@ -235,12 +253,14 @@ def purge(conn: Connection, filters: Filters, older_than: timedelta | None, *, n
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `12h`, `30d`, `2w` → timedelta."""
+    """`90s`, `15m`, `12h`, `30d`, `2w` → timedelta; anything longer than MAX_AGE is MAX_AGE (no dead
+    letter is older, and a date that far back does not exist)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     text = text.strip().lower()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+    if not _DURATION.fullmatch(text):
         raise MalformedError(f"duration {text!r}: use a number and one of s, m, h, d, w (e.g. 7d)")
-    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    seconds = float(text[:-1]) * units[text[-1]]
+    return timedelta(seconds=min(seconds, MAX_AGE.total_seconds()))
 
 
 Publish = Callable[[list[tuple[str, str]]], int]

@@ -79,7 +79,6 @@ RELAYED = Counter(
     "hookyard_relay_republished_total", "Unfinished events the relay published again", ["vendor"]
 )
 
-
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(
     "hookyard_alerts_total",
@@ -92,6 +91,11 @@ MONITOR_RUNS = Counter(
 UI_REJECTIONS = Counter(
     "hookyard_ui_rejections_total", "Dashboard requests refused", ["reason"]
 )  # reason: no_session | csrf | bad_login | read_only
+
+# operator API (ops/api_errors.py)
+API_REJECTIONS = Counter(
+    "hookyard_api_rejections_total", "Operator API requests refused", ["status", "error"]
+)  # error: the code of the answer's {"error", "detail"}
 
 PROCESS_METRICS = (
     REQUESTS,
@@ -109,6 +113,7 @@ PROCESS_METRICS = (
     ALERTS,
     MONITOR_RUNS,
     UI_REJECTIONS,
+    API_REJECTIONS,
 )
 
 # Gauges computed from the database at scrape time: name → (help, labels).

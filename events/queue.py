@@ -17,6 +17,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from connectors.internal import INTERNAL_SOURCE
+from events import broker  # noqa: F401 - registers the embedded broker's URL scheme
 from events.log import configure_logging
 from events.settings import Settings, get_settings
 
@@ -25,8 +26,7 @@ log = structlog.get_logger()
 QUEUE_PREFIX = "hookyard."
 MAINTENANCE_QUEUE = "hookyard.maintenance"
 
-PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor
-PROCESS_BATCH_MAX = 10  # ids per message: fewer broker round trips, still spread over the workers
+PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor, ids_per_message at most
 ACTIONS_QUEUE = "hookyard.actions"
 ACTION_TASK = "hookyard.actions.run"  # args: [action run ids], claimed together, run one by one
 ACTION_BATCH_MAX = 10
@@ -102,17 +102,18 @@ def _logging(**_: Any) -> None:
 
 
 def publish(items: Iterable[tuple[str, str]]) -> int:
-    """Send (event_id, vendor) pairs to their vendor queues, up to PROCESS_BATCH_MAX ids a message,
+    """Send (event_id, vendor) pairs to their vendor queues, up to `ids_per_message` ids a message,
     over one connection; return how many ids were sent."""
+    per_message = get_settings().ids_per_message
     by_vendor: dict[str, list[str]] = defaultdict(list)
     for event_id, vendor in items:
         by_vendor[vendor].append(event_id)
     with app.producer_or_acquire() as producer:
         for vendor, ids in by_vendor.items():
-            for start in range(0, len(ids), PROCESS_BATCH_MAX):
+            for start in range(0, len(ids), per_message):
                 app.send_task(
                     PROCESS_TASK,
-                    args=[ids[start : start + PROCESS_BATCH_MAX]],
+                    args=[ids[start : start + per_message]],
                     queue=vendor_queue(vendor),
                     producer=producer,
                     headers={PUBLISHED_AT: time.time()},
@@ -161,7 +162,7 @@ def probe_broker(timeout_s: float) -> None:
 
 
 def queue_depths(names: Iterable[str], timeout_s: float) -> dict[str, int | None]:
-    """Messages waiting in each queue (a message carries up to PROCESS_BATCH_MAX event ids); a queue
+    """Messages waiting in each queue (a message carries up to `ids_per_message` event ids); a queue
     the broker does not know counts 0. Raises when the broker cannot be reached."""
     depths: dict[str, int | None] = {}
     with app.connection_for_read(connect_timeout=timeout_s) as conn:

@@ -13,6 +13,10 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".hookyard")
+IDS_PER_MESSAGE = 10  # event ids a broker message carries: fewer round trips, still spread over workers
+# `hookyard dev` (SQLite, one writer at a time): fewer, larger claim and finish transactions cost the
+# worker half the CPU per event (BENCHMARKS.md, "The embedded default")
+EMBEDDED_IDS_PER_MESSAGE = 50
 
 
 class IngressSettings(BaseModel):
@@ -78,7 +82,8 @@ class Settings(BaseSettings):
     secrets_file: Path | None = DATA_DIR / "secrets.env"
     # secret: a URL may carry a password; read it with .get_secret_value()
     database_url: SecretStr = SecretStr(f"sqlite:///{DATA_DIR}/hookyard.db")
-    broker_url: SecretStr = SecretStr(f"sqla+sqlite:///{DATA_DIR}/broker.db")
+    broker_url: SecretStr = SecretStr(f"sqlite:///{DATA_DIR}/broker.db")  # the embedded broker, events.broker
+    ids_per_message: int = Field(default=IDS_PER_MESSAGE, ge=1)
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
     ingress: IngressSettings = Field(default_factory=IngressSettings)

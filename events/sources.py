@@ -10,7 +10,7 @@
     headers = { Authorization = "Bearer ${DOWNSTREAM_TOKEN}" }
     timeout_s = 10
 
-`${VAR}` reads the environment, then the secrets file (KEY=VALUE lines, kept outside the repo). It is
+`${VAR}` reads the environment, then the secrets file (a dotenv file, kept outside the repo). It is
 expanded in secrets, string options and the forward block, and then everything is validated: a
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from dotenv.parser import parse_stream
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -132,15 +133,21 @@ class Source:
 
 
 def read_secrets_file(path: Path | None) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and # comments ignored. A missing file is empty."""
+    """The secrets file, read by python-dotenv's parser (its rules for comments, quotes and `export`);
+    values are literal (no `${VAR}` inside). A missing file is empty; a line the parser cannot read
+    is a ConfigError naming the file and line, never the line itself (it may hold a secret)."""
     if path is None or not path.exists():
         return {}
     values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip("'\"")
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                raise ConfigError(
+                    f"{path}:{binding.original.line}: not a KEY=VALUE line "
+                    "(quote a value that holds spaces, quotes or ' #')"
+                )
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
     return values
 
 

@@ -6,11 +6,10 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine, select
 
 from events import audit, dlq, flags, runtime_flags
@@ -18,22 +17,24 @@ from events.db import event_dict, events, utcnow
 from events.queue import publish
 from events.sources import Source
 from ops import tokens
-from schemas.errors import HookyardError
+from ops.api_errors import MAX_OFFSET, ApiError, document_errors, install_error_handlers, refuse_nul
 
 bearer = HTTPBearer(auto_error=False)
-
-
-class ApiError(HTTPException):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(status_code=status, detail=detail)
-        self.code = code
 
 
 CONFIRM = "required (true) when the action would touch more than one dead letter; dry_run shows how many"
 
 
 class ReplayRequest(BaseModel):
-    ids: list[str] = Field(default_factory=list, max_length=10_000)
+    model_config = ConfigDict(  # the document says what the handler checks: ids or where
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
+                {"required": ["where"], "properties": {"where": {"type": "object"}}},
+            ]
+        }
+    )
+    ids: list[dlq.Text] = Field(default_factory=list, max_length=10_000)
     where: dlq.Filters | None = Field(default=None, description="state is always dead here")
     dry_run: bool = False
     confirm: bool = Field(default=False, description=CONFIRM)
@@ -41,14 +42,28 @@ class ReplayRequest(BaseModel):
 
 
 class EditRequest(BaseModel):
-    set: dict[str, Any] = Field(min_length=1, description="PATH → new value; PATH uses dots")
+    set: dict[dlq.Text, Any] = Field(
+        min_length=1,
+        description="PATH → new value; PATH uses dots",
+        json_schema_extra={"propertyNames": {"pattern": dlq.NO_NUL}},  # pydantic says patternProperties
+    )
 
 
 class PurgeRequest(BaseModel):
+    model_config = ConfigDict(  # the document says what the handler checks: where and/or older_than
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["where"], "properties": {"where": {"type": "object"}}},
+                {"required": ["older_than"], "properties": {"older_than": {"type": "string"}}},
+            ]
+        }
+    )
     where: dlq.Filters | None = Field(
         default=None, description="a selector: where and/or older_than is required"
     )
-    older_than: str | None = Field(default=None, description="e.g. 30d, 12h")
+    older_than: Annotated[str, StringConstraints(pattern=dlq.DURATION)] | None = Field(
+        default=None, description="only those dead longer than this: a number and s, m, h, d or w (30d)"
+    )
     dry_run: bool = False
     confirm: bool = Field(default=False, description=CONFIRM)
 
@@ -99,29 +114,22 @@ def create_api(
     publish: dlq.Publish = publish,
     rule_names: Callable[[], Collection[str]] = lambda: (),
 ) -> FastAPI:
-    # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json
-    api = FastAPI(
+    # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json. Swagger UI
+    # at /v1/docs is served from the fastapi-offline package (/v1/docs/static): no CDN, works offline.
+    api: FastAPI = FastAPIOffline(
         title="Hookyard operator API",
         version="1",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs/static",
+        redirect_slashes=False,  # /v1/dead-letters/ is a 404, not a redirect
+        dependencies=[Depends(refuse_nul)],
     )
+    install_error_handlers(api)
+    document_errors(api, reader=principal, writer=writer)
 
     api.state.engine = engine
-
-    @api.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = getattr(exc, "code", "error")
-        return JSONResponse(
-            {"error": code, "detail": exc.detail},
-            status_code=exc.status_code,
-            headers={"www-authenticate": "Bearer"} if exc.status_code == 401 else None,
-        )
-
-    @api.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "invalid_request", "detail": str(exc.errors()[:3])}, status_code=422)
 
     @api.get("/dead-letters")
     def list_dead_letters(
@@ -133,9 +141,11 @@ def create_api(
         since: datetime | None = None,
         until: datetime | None = None,
         text: str | None = None,
-        state: str = "dead",
+        state: Annotated[
+            Literal["dead", "replayed", "all"], Query(description="dead letters in this state, or all")
+        ] = "dead",
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
         filters = dlq.Filters(
             source=source,
@@ -158,12 +168,22 @@ def create_api(
             raise ApiError(404, "not_found", f"no dead letter {event_id}")
         return found
 
-    @api.patch("/dead-letters/{event_id}")
+    @api.patch(
+        "/dead-letters/{event_id}",
+        responses={
+            409: {"description": "It was replayed already: only a dead letter waiting can be edited."},
+            422: {"description": "The request, or the edited payload, does not validate (see detail)."},
+        },
+    )
     def edit_dead_letter(event_id: str, body: EditRequest, who: Writer) -> dict[str, Any]:
         try:
             with engine.begin() as conn:
                 payload = dlq.edit(conn, event_id, body.set.items(), utcnow())
                 audit.record(conn, f"api:{who.name}", "dlq.edit", event_id, {"set": body.set})
+        except dlq.NoDeadLetter as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except dlq.NotDead as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
         except dlq.EditRejected as exc:
             raise ApiError(422, "invalid_payload", str(exc)) from None
         return {"event_id": event_id, "payload": payload}
@@ -188,10 +208,7 @@ def create_api(
             raise ApiError(
                 400, "nothing_selected", "give where (filters; {} selects every one) and/or older_than"
             )
-        try:
-            age = dlq.parse_duration(body.older_than) if body.older_than else None
-        except HookyardError as exc:
-            raise ApiError(400, "invalid_duration", str(exc)) from None
+        age = dlq.parse_duration(body.older_than) if body.older_than else None  # its pattern held
         where = body.where or dlq.Filters(state=None)
         now = utcnow()
         with engine.connect() as conn:

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import orjson
@@ -22,16 +22,25 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from connectors import registry
-from events.db import event_dict, events, make_engine, row_dict
+from events.db import EventState, event_dict, events, row_dict
 from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
-from events.settings import DATA_DIR, get_settings
+from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_flags import flags_cli
 from ops.cli_rules import load_configured, rules_cli
 from ops.cli_status import status
+from ops.cli_support import (
+    CannotRun,
+    check_port,
+    finish_commands,
+    hookyard_command,
+    wait_for_an_end,
+    wait_until_up,
+)
+from ops.database import database_url, open_database
 from ops.tables import print_table, when
 from schemas.errors import ConfigError
 
@@ -51,9 +60,13 @@ cli.add_typer(rules_cli, name="rules")
 cli.add_typer(flags_cli, name="flags")
 cli.command("status")(status)
 console = Console()
+err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+EventId = Annotated[str, typer.Argument(help="The event's id (events list shows it).", metavar="EVENT_ID")]
 
+DEV_HOST = "127.0.0.1"
+DEV_START_TIMEOUT_S = 60.0
 DEMO_SOURCES = {
     "shop": ("shopify", "SHOPIFY_WEBHOOK_SECRET", ""),
     "payments": ("stripe", "STRIPE_WEBHOOK_SECRET", "whsec_"),
@@ -65,12 +78,23 @@ DEMO_SOURCES = {
 @cli.callback()
 def main_options(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Sources file (TOML).", envvar="HOOKYARD_CONFIG")
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Sources file (TOML); default hookyard.toml. Before or after the command.",
+            envvar="HOOKYARD_CONFIG",
+        ),
     ] = None,
 ) -> None:
     if config is not None:
-        os.environ["HOOKYARD_CONFIG"] = str(config)  # children (web, worker) inherit it
-        get_settings.cache_clear()
+        use_config(config)
+
+
+def use_config(config: Path) -> None:
+    """The sources file named by --config/-c (before or after the command) or HOOKYARD_CONFIG."""
+    os.environ["HOOKYARD_CONFIG"] = str(config)  # children (web, worker) inherit it
+    get_settings.cache_clear()
 
 
 def _sources() -> dict[str, Source]:
@@ -121,6 +145,7 @@ def migrate() -> None:
     from events.migrate import upgrade
 
     settings = get_settings()
+    open_database(settings, create=True).dispose()  # reachable, and in a project directory
     upgrade(settings.database_url.get_secret_value())
     console.print(f"[green]database is at the latest schema[/] ({_redact(settings.database_url)})")
 
@@ -140,6 +165,7 @@ def web(
     import uvicorn
 
     settings = get_settings()
+    database_url(settings)  # a URL that can never work stops it here; an outage is for /readyz
     prepare_process_dir(settings.metrics.dir, "web")  # before any metric exists, here or in a worker
     configure_logging(settings.log_format, settings.log_level)
     from ops.web import JsonErrorsProtocol  # imports the metrics: only once their directory is chosen
@@ -180,6 +206,8 @@ def worker(
     """Run a Celery worker on the vendor queues."""
     configured = _configured()  # refuse to start on a bad config, even with --queues
     settings = get_settings()
+    # a worker without its database, or on one never migrated, could only fail every task: say so once
+    open_database(settings, project=False).dispose()
     prepare_process_dir(settings.metrics.dir, "worker")  # before any metric exists, here or in a child
     configure_logging(settings.log_format, settings.log_level)  # Celery warns before it sets up logging
     from events.queue import app
@@ -246,38 +274,63 @@ def _serve_worker_metrics(host: str, port: int) -> None:
 def dev(
     port: Annotated[int, typer.Option(help="Ingress port.")] = 8000,
 ) -> None:
-    """Everything on this machine, nothing to install: ingress, worker and beat on SQLite."""
+    """Everything on this machine, nothing to install: ingress, worker and beat on SQLite.
+    Writes a demo hookyard.toml first when no sources file is there and none is named."""
     settings = get_settings()
+    _check_dev(settings, port)  # before anything is written or started
     bootstrap_demo(settings.config, settings.secrets_file)
     os.environ.setdefault("HOOKYARD_LOG_FORMAT", "console")
+    os.environ.setdefault("HOOKYARD_IDS_PER_MESSAGE", str(EMBEDDED_IDS_PER_MESSAGE))  # children inherit
     get_settings.cache_clear()
     _configured()
     migrate()
     base = [sys.executable, "-m", "ops.cli"]
-    children = [
-        subprocess.Popen([*base, "web", "--port", str(port)]),
-        subprocess.Popen([*base, "worker", "--beat", "--concurrency", "2"]),
-    ]
-    console.print(
-        f"[bold green]Hookyard is up[/]: POST http://127.0.0.1:{port}/webhooks/<source>  "
-        f"(sources: {', '.join(_sources())}). Try: hookyard send shop --sample"
-    )
+    children = {
+        "web": subprocess.Popen([*base, "web", "--port", str(port)]),
+        "worker": subprocess.Popen([*base, "worker", "--beat", "--concurrency", "2"]),
+    }
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything as Ctrl-C does
+    ended: str | None = None
     try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+        if wait_until_up(DEV_HOST, port, children, DEV_START_TIMEOUT_S, err_console):
+            console.print(
+                f"[bold green]Hookyard is up[/]: POST http://{DEV_HOST}:{port}/webhooks/<source>  "
+                f"(sources: {', '.join(_sources())}). Try: {hookyard_command()} send shop",
+                soft_wrap=True,  # one line however narrow the terminal: the command stays whole
+            )
+            ended = wait_for_an_end(children, err_console)
+        else:
+            ended = "web"
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
+        for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+    if ended is not None:  # not stopped by Ctrl-C or SIGTERM: a part of it failed
+        raise typer.Exit(1)
+
+
+def _check_dev(settings: Settings, port: int) -> None:
+    """A named sources file that is missing is a mistake, not a place for the demo; a database URL
+    that cannot work and a busy port stop `dev` before it writes or starts anything."""
+    database_url(settings)
+    if os.environ.get("HOOKYARD_CONFIG") and not settings.config.exists():
+        raise ConfigError(
+            f"{settings.config}: sources file not found (named by --config or HOOKYARD_CONFIG; "
+            "the demo is written only by a bare `hookyard dev` where there is no hookyard.toml)"
+        )
+    if settings.config.exists():
+        _sources()
+    check_port(DEV_HOST, port)
+    if database_url(settings).get_backend_name() != "sqlite":
+        open_database(settings, create=True, project=False).dispose()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -286,19 +339,31 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @cli.command()
 def send(
-    source: Annotated[str, typer.Argument(help="A configured source name.")],
-    sample: Annotated[bool, typer.Option("--sample", help="Sign and send the connector's sample.")] = False,
+    source: Annotated[str, typer.Argument(help="A configured source name.", metavar="SOURCE")],
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="The connector's sample is what send posts; kept for old scripts.",
+            show_default=False,
+        ),
+    ] = True,
     url: Annotated[str, typer.Option(help="Ingress base URL.")] = "http://127.0.0.1:8000",
-    count: Annotated[int, typer.Option(help="How many deliveries.")] = 1,
+    count: Annotated[int, typer.Option(min=1, help="How many deliveries, each a new event.")] = 1,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Send each delivery this many times, byte for byte (same delivery id).")
+    ] = 1,
     sets: Annotated[
         list[str] | None,
-        typer.Option("--set", help="PATH=VALUE: change the sample's JSON before signing (e.g. to break it)."),
+        typer.Option(
+            "--set",
+            metavar="PATH=VALUE",
+            help="Change the sample's JSON before signing (e.g. to break it). Repeatable.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Post a signed sample webhook to the ingress, as the vendor would."""
-    if not sample:
-        raise typer.BadParameter("only --sample is supported: it signs a realistic payload")
+    """Sign the connector's sample webhook and post it to the ingress, as the vendor would."""
     src = _sources().get(source)
     if src is None:
         raise ConfigError(f"no source named {source!r} in {get_settings().config}")
@@ -317,14 +382,15 @@ def send(
                     path, _, raw = item.partition("=")
                     body = set_path(body, path, parse_value(raw))
                 req = connector.sign(orjson.dumps(body), req.headers, secret, now, src.options)
-            try:
-                resp = client.post(
-                    f"{url.rstrip('/')}/webhooks/{source}", content=req.body, headers=req.headers
-                )
-            except httpx.HTTPError as exc:
-                Console(stderr=True).print(f"[red]cannot reach the ingress at {url}:[/] {exc}")
-                raise typer.Exit(1) from None
-            results.append({"status": resp.status_code, "response": resp.json()})
+            for _ in range(repeat):  # a vendor's redelivery: the very same request
+                try:
+                    resp = client.post(
+                        f"{url.rstrip('/')}/webhooks/{source}", content=req.body, headers=req.headers
+                    )
+                except httpx.HTTPError as exc:
+                    err_console.print(f"[red]cannot reach the ingress at {url}:[/] {exc}")
+                    raise typer.Exit(1) from None
+                results.append({"status": resp.status_code, "response": resp.json()})
     if as_json:
         sys.stdout.write(orjson.dumps(results).decode() + "\n")
     else:
@@ -337,7 +403,7 @@ def send(
 @events_cli.command("list")
 def events_list(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
-    state: Annotated[str | None, typer.Option(help="accepted|processing|retry|done|dead")] = None,
+    state: Annotated[EventState | None, typer.Option(help="Only events in this state.")] = None,
     limit: Annotated[int, typer.Option(help="Newest N.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -348,7 +414,7 @@ def events_list(
     if state:
         stmt = stmt.where(events.c.state == state)
     stmt = stmt.order_by(events.c.received_at.desc(), events.c.id.desc()).limit(limit)
-    with make_engine(get_settings().database_url.get_secret_value()).connect() as conn:
+    with open_database(get_settings()).connect() as conn:
         rows = [row_dict(r, exclude=("lease_token",)) for r in conn.execute(stmt)]
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
@@ -365,9 +431,9 @@ def events_list(
 
 
 @events_cli.command("show")
-def events_show(event_id: str, as_json: JsonOpt = False) -> None:
+def events_show(event_id: EventId, as_json: JsonOpt = False) -> None:
     """Show one event with its raw request."""
-    with make_engine(get_settings().database_url.get_secret_value()).connect() as conn:
+    with open_database(get_settings()).connect() as conn:
         row = conn.execute(select(events).where(events.c.id == event_id)).first()
     if row is None:
         console.print(f"[red]no event {event_id}[/]")
@@ -391,12 +457,20 @@ def connectors_list(as_json: JsonOpt = False) -> None:
     )
 
 
+def command() -> Any:
+    """The `hookyard` command tree, every command finished alike (see `ops.cli_support`)."""
+    return finish_commands(typer.main.get_command(cli), use_config)
+
+
 def main() -> None:
+    # plain text: one line however long (rich would wrap it and read brackets as markup)
     try:
-        cli()
+        command()(prog_name="hookyard")
     except ConfigError as exc:
-        # plain text: one line however long (rich would wrap it and read brackets as markup)
         sys.stderr.write(f"configuration error: {exc}\n")
+        sys.exit(2)
+    except CannotRun as exc:
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
 
 

@@ -6,6 +6,7 @@ import getpass
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
@@ -13,11 +14,12 @@ import typer
 from rich.console import Console
 
 from events import audit, dlq, flags, runs
-from events.db import make_engine, utcnow
+from events.db import LetterState, utcnow
 from events.queue import publish, publish_actions
 from events.settings import get_settings
 from events.sources import load_sources
 from ops import tokens
+from ops.database import open_database
 from ops.tables import print_table, when
 from schemas.errors import HookyardError
 
@@ -36,6 +38,22 @@ ErrorClass = Annotated[str | None, typer.Option("--error-class", help="Only this
 Since = Annotated[datetime | None, typer.Option(help="Died at or after (ISO-8601, UTC).")]
 Until = Annotated[datetime | None, typer.Option(help="Died before (ISO-8601, UTC).")]
 Text = Annotated[str | None, typer.Option("--text", help="Free text in error, type or traceback.")]
+EventId = Annotated[
+    str,
+    typer.Argument(
+        help="The dead event's id, or the run id with --kind actions (dlq list shows it).", metavar="EVENT_ID"
+    ),
+]
+
+
+class LetterChoice(StrEnum):
+    """`dlq list --state`: a dead letter's state, or all of them."""
+
+    DEAD = LetterState.DEAD.value
+    REPLAYED = LetterState.REPLAYED.value
+    ALL = "all"
+
+
 Kind = Annotated[str, typer.Option(help="events | actions (a rule's action runs; --task is the action type)")]
 KINDS = ("events", "actions")
 
@@ -78,7 +96,7 @@ def _print_json(data: Any) -> None:
 
 
 def _engine() -> Any:
-    return make_engine(get_settings().database_url.get_secret_value())
+    return open_database(get_settings())
 
 
 @dlq_cli.command("list")
@@ -90,7 +108,9 @@ def dlq_list(
     since: Since = None,
     until: Until = None,
     text: Text = None,
-    state: Annotated[str, typer.Option(help="dead | replayed | all")] = "dead",
+    state: Annotated[
+        LetterChoice, typer.Option(help="Dead letters in this state, or all.")
+    ] = LetterChoice.DEAD,
     limit: Annotated[int, typer.Option(help="At most N.")] = 50,
     kind: Kind = "events",
     as_json: JsonOpt = False,
@@ -98,7 +118,14 @@ def dlq_list(
     """Dead letters, newest first."""
     actions = _kind(kind)
     filters = _filters(
-        source, vendor, task, error_class, since, until, text, None if state == "all" else state
+        source,
+        vendor,
+        task,
+        error_class,
+        since,
+        until,
+        text,
+        None if state is LetterChoice.ALL else state.value,
     )
     with _engine().connect() as conn:
         rows = runs.find(conn, filters, limit) if actions else dlq.find(conn, filters, limit)
@@ -142,7 +169,7 @@ def _print_dead_actions(rows: list[dict[str, Any]]) -> None:
 
 
 @dlq_cli.command("show")
-def dlq_show(event_id: str, kind: Kind = "events", as_json: JsonOpt = False) -> None:
+def dlq_show(event_id: EventId, kind: Kind = "events", as_json: JsonOpt = False) -> None:
     """One dead letter: the error, its traceback, every attempt and the raw request."""
     actions = _kind(kind)
     with _engine().connect() as conn:
@@ -158,9 +185,12 @@ def dlq_show(event_id: str, kind: Kind = "events", as_json: JsonOpt = False) -> 
 
 @dlq_cli.command("edit")
 def dlq_edit(
-    event_id: str,
+    event_id: EventId,
     sets: Annotated[
-        list[str], typer.Option("--set", help="PATH=VALUE (dots; VALUE as JSON when it parses). Repeatable.")
+        list[str],
+        typer.Option(
+            "--set", metavar="PATH=VALUE", help="PATH uses dots; VALUE is JSON when it parses. Repeatable."
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
@@ -206,7 +236,9 @@ def _actor() -> str:
 
 @dlq_cli.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Event ids (or use filters).")] = None,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Event ids (or --where with filters).", metavar="EVENT_ID")
+    ] = None,
     where: Annotated[bool, typer.Option("--where", help="Select by the filters below.")] = False,
     source: Source = None,
     vendor: Vendor = None,
@@ -291,7 +323,10 @@ def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete dead letters for good (their events stay, marked purged, for deduplication)."""
+    """Delete dead letters for good (their events stay, marked purged, for deduplication).
+
+    A selector is required: --where (with the filters; alone it selects every dead letter) and/or
+    --older-than. It asks before it deletes; --yes when nobody can answer (--json, scripts)."""
     if not where and older_than is None:
         raise typer.BadParameter("say what to purge: --where with filters and/or --older-than")
     filters = _filters(source, vendor, task, error_class, since, until, text, state=None)
@@ -341,7 +376,11 @@ def tokens_list(as_json: JsonOpt = False) -> None:
 
 
 @tokens_cli.command("revoke")
-def tokens_revoke(token_id: str) -> None:
+def tokens_revoke(
+    token_id: Annotated[
+        str, typer.Argument(help="The token's id (tokens list shows it).", metavar="TOKEN_ID")
+    ],
+) -> None:
     """Revoke a token by id."""
     with _engine().begin() as conn:
         if not tokens.revoke(conn, token_id):
@@ -369,7 +408,9 @@ def sources_list(as_json: JsonOpt = False) -> None:
 
 
 @sources_cli.command("clear-flag")
-def sources_clear_flag(name: str) -> None:
+def sources_clear_flag(
+    name: Annotated[str, typer.Argument(help="The source's name in the sources file.", metavar="SOURCE")],
+) -> None:
     """Clear a source's re-authorization flag once its credentials are fixed."""
     with _engine().begin() as conn:
         if not flags.clear(conn, name):

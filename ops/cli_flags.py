@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from events import runtime_flags
-from events.db import make_engine
 from events.settings import get_settings
 from ops.cli_rules import load_configured
+from ops.database import open_database
 from ops.tables import print_table, when
 
 flags_cli = typer.Typer(help="Runtime flags: rules and sources on or off, audited.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def check_name(kind: str, name: str) -> None:
 @flags_cli.command("list")
 def flags_list(as_json: JsonOpt = False) -> None:
     """The flags that are set (anything not listed follows its rule file, or is on)."""
-    with make_engine(get_settings().database_url.get_secret_value()).connect() as conn:
+    with open_database(get_settings()).connect() as conn:
         rows = runtime_flags.listing(conn)
     if as_json:
         _print_json(rows)
@@ -67,7 +67,7 @@ def flags_set(
     if state not in STATES:
         raise typer.BadParameter(f"{state!r}: say on, off or clear")
     check_name(kind, name)
-    with make_engine(get_settings().database_url.get_secret_value()).begin() as conn:
+    with open_database(get_settings()).begin() as conn:
         runtime_flags.put(conn, kind, name, STATES[state], f"cli:{getpass.getuser()}")
     result = {"kind": kind, "name": name, "enabled": STATES[state]}
     _print_json(result) if as_json else console.print(f"{kind} {name}: {state}")

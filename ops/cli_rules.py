@@ -15,10 +15,12 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from events import runs
-from events.db import make_engine, utcnow
+from events.db import utcnow
 from events.dlq import parse_duration, parse_value
 from events.settings import get_settings
 from events.sources import Source, environment, load_sources, rules_dir
+from ops.cli_support import CannotRun
+from ops.database import open_database
 from ops.tables import print_table
 from rules import trial
 from rules.loader import load_rules
@@ -67,16 +69,17 @@ def _rule(name: str, folder: Path | None = None) -> Rule:
 
 
 def _engine() -> Any:
-    return make_engine(get_settings().database_url.get_secret_value())
+    return open_database(get_settings())
 
 
 def _counts() -> dict[str, dict[str, int]] | None:
-    """What each rule did, from the action runs; None when the database cannot tell (then say so)."""
+    """What each rule did, from the action runs; None when there is no database to tell (then say
+    so): the rule files are listed all the same."""
     try:
         with _engine().connect() as conn:
             return runs.counts_by_rule(conn)
-    except SQLAlchemyError as exc:
-        Console(stderr=True).print(f"(no counts: the database cannot be read: {type(exc).__name__})")
+    except (CannotRun, SQLAlchemyError) as exc:
+        Console(stderr=True).print(f"(no counts: {exc})", highlight=False, markup=False)
         return None
 
 

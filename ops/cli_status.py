@@ -9,9 +9,10 @@ import orjson
 import typer
 from rich.console import Console
 
-from events.db import make_engine, utcnow
+from events.db import utcnow
 from events.settings import get_settings
 from events.sources import load_sources
+from ops.database import open_database
 from ops.tables import print_table, when
 
 console = Console()
@@ -38,7 +39,7 @@ def status(
 
     settings = get_settings()
     sources = load_sources(settings.config, settings.secrets_file)
-    engine = make_engine(settings.database_url.get_secret_value())
+    engine = open_database(settings, project=False)  # one line, exit 2, when it cannot be used
     try:
         data = snapshot.snapshot(engine, sources, utcnow())
     finally:

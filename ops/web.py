@@ -17,6 +17,7 @@ import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -36,6 +37,7 @@ from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
+from ops.api_errors import http_error
 from ops.ui.app import create_ui
 from rules.loader import watch_configured
 
@@ -105,7 +107,8 @@ class HookyardApp:
                 Route("/metrics", self.metrics),
                 Mount("/v1", app=create_api(self.sync_engine, self.sources, rule_names=self.rule_names)),
                 Mount("/ui", app=create_ui(self.sync_engine, self.sources, settings.ui, publish)),
-            ]
+            ],
+            exception_handlers={HTTPException: http_error},  # a path no route takes: JSON too
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

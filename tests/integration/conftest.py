@@ -65,11 +65,11 @@ def pg_stack(tmp_path: Path, pg_url: str, redis_url: str, request: pytest.Fixtur
 
 @pytest.fixture
 def sqlite_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """The embedded default: SQLite database and kombu's SQLAlchemy transport on SQLite."""
+    """The embedded default: SQLite database and the embedded SQLite broker (events.broker)."""
     stack = Stack(
         root=tmp_path,
         database_url=f"sqlite:///{tmp_path}/hookyard.db",
-        broker_url=f"sqla+sqlite:///{tmp_path}/broker.db",
+        broker_url=f"sqlite:///{tmp_path}/broker.db",
         secrets=_secrets(),
     )
     stack.write_config(SOURCES)

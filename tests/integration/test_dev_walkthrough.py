@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,11 +20,17 @@ from tests.integration.harness import free_port, wait_for
 pytestmark = pytest.mark.integration
 
 
-def hookyard(cwd: Path, *args: str) -> Any:
-    """Run a hookyard command in cwd with --json; its parsed output."""
+def fresh_shell() -> dict[str, str]:
+    """A new shell's environment: no HOOKYARD_ variables, and no virtualenv on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
+    return {**env, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def hookyard(cwd: Path, *args: str, program: tuple[str, ...] = (sys.executable, "-m", "ops.cli")) -> Any:
+    """Run a hookyard command in cwd with --json; its parsed output."""
+    env = fresh_shell()
     result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args, "--json"],
+        [*program, *args, "--json"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -36,10 +43,12 @@ def hookyard(cwd: Path, *args: str) -> Any:
 
 
 def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
-    """From an empty directory: dev writes a demo config and secrets, sends are processed, a broken
-    payment is dead-lettered, fixed with dlq edit, replayed and processed once; SIGTERM stops it all."""
+    """From an empty directory: dev writes a demo config and secrets and says "up" once the port
+    answers, with a command that works from a new shell; a second dev on the port starts nothing;
+    a delivery sent twice is one event; sends are processed, a broken payment is dead-lettered, fixed
+    with dlq edit, replayed and processed once; SIGTERM stops it all."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
+    env = fresh_shell()
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(
         [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
@@ -51,12 +60,26 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
     )
     try:
         wait_for(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
+            lambda: b"Hookyard is up" in (tmp_path / "dev.log").read_bytes(),
             timeout=60,
-            what="hookyard dev to answer",
+            what="hookyard dev to say it is up",
         )
-        assert (tmp_path / "hookyard.toml").exists() and (tmp_path / ".hookyard" / "secrets.env").exists()
         url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # "up" came after the bind
+        assert (tmp_path / "hookyard.toml").exists() and (tmp_path / ".hookyard" / "secrets.env").exists()
+        second = subprocess.run(
+            [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2 and f"port {port}" in second.stderr, second.stderr
+        assert "Hookyard is up" not in second.stdout
+        [suggested] = re.findall(r"Try: (\S+) send shop", (tmp_path / "dev.log").read_text())
+        twice = hookyard(tmp_path, "send", "shop", "--repeat", "2", "--url", url, program=(suggested,))
+        assert [(r["response"]["accepted"], r["response"]["duplicates"]) for r in twice] == [(1, 0), (0, 1)]
         listed = hookyard(tmp_path, "sources", "list")
         assert {(s["name"], s["needs_reauth"]) for s in listed} == {
             ("shop", False),
@@ -67,9 +90,9 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
         sent = hookyard(tmp_path, "send", "shop", "--sample", "--url", url, "--count", "2")
         assert [r["status"] for r in sent] == [200, 200]
         wait_for(
-            lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done", "done"],
+            lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done"] * 3,
             timeout=60,
-            what="both events done",
+            what="the three events done",
         )
         [broken] = hookyard(
             tmp_path, "send", "payments", "--sample", "--url", url, "--set", "data.object.currency=dollars"

@@ -30,8 +30,13 @@ def test_invalid_config_exits_2_with_one_readable_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+PROJECT = '[sources.shop]\nconnector = "shopify"\nsecrets = ["s3cret"]\n'
+
+
 def test_migrate_then_events_list_json_on_the_embedded_default(tmp_path: Path) -> None:
-    """With nothing configured, migrate creates the SQLite database and events list answers []."""
+    """In a project directory (it has hookyard.toml) and nothing else configured, migrate creates the
+    SQLite database and events list answers []."""
+    (tmp_path / "hookyard.toml").write_text(PROJECT)
     assert run("migrate", cwd=tmp_path).returncode == 0
     assert (tmp_path / ".hookyard" / "hookyard.db").exists()
     listed = run("events", "list", "--json", cwd=tmp_path)
@@ -51,6 +56,7 @@ def test_bulk_actions_without_a_person_to_ask_need_yes(tmp_path: Path) -> None:
     from events.db import make_engine
     from tests.unit.test_dlq import add_dead
 
+    (tmp_path / "hookyard.toml").write_text(PROJECT)
     assert run("migrate", cwd=tmp_path).returncode == 0
     engine = make_engine(f"sqlite:///{tmp_path}/.hookyard/hookyard.db")
     add_dead(engine, 2)

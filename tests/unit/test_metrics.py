@@ -34,6 +34,7 @@ EXPECTED = {
     "hookyard_alerts_total": ("counter", ("source", "alert", "kind", "transition")),
     "hookyard_monitor_runs_total": ("counter", ("outcome",)),
     "hookyard_ui_rejections_total": ("counter", ("reason",)),
+    "hookyard_api_rejections_total": ("counter", ("status", "error")),
 }
 EXPECTED_GAUGES = {
     "hookyard_inbox_events": ("source", "state"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors import registry
-from events.sources import load_sources
+from events.sources import load_sources, read_secrets_file
 from schemas.errors import ConfigError
 
 
@@ -195,3 +195,41 @@ def test_each_source_gets_its_connectors_options_model(tmp_path: Path) -> None:
         "zendesk.trigger",
     )
     assert type(loaded["shop"].options) is registry.get("shopify").options_model
+
+
+SECRETS_FILE_CASES = {
+    "comment after an unquoted value": ("KEY=s3cret # rotated in May\n", "s3cret"),
+    "hash inside an unquoted value": ("KEY=s3c#ret\n", "s3c#ret"),
+    "double quotes keep ' #'": ('KEY="s3cret # not a comment"\n', "s3cret # not a comment"),
+    "double quotes decode escapes": ('KEY="line\\tone"\n', "line\tone"),
+    "single quotes are literal": ("KEY='a\\tb $HOME'\n", "a\\tb $HOME"),
+    "export prefix": ("export KEY=s3cret\n", "s3cret"),
+    "spaces around =": ("KEY = s3cret\n", "s3cret"),
+    "last line wins": ("KEY=old\nKEY=new\n", "new"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRETS_FILE_CASES))
+def test_secrets_file_follows_dotenv_rules(tmp_path: Path, case: str) -> None:
+    """Comments, quotes and `export` in the secrets file behave as python-dotenv documents them."""
+    text, expected = SECRETS_FILE_CASES[case]
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text(text)
+    assert read_secrets_file(secrets_file) == {"KEY": expected}
+
+
+def test_secrets_file_line_it_cannot_read_names_file_and_line_not_the_value(tmp_path: Path) -> None:
+    """An unterminated quote is a ConfigError with file and line number; the value never shows."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text('OK=1\nKEY="s3cret-unterminated\n')
+    with pytest.raises(ConfigError) as info:
+        read_secrets_file(secrets_file)
+    assert str(info.value).startswith(f"{secrets_file}:2: ")
+    assert "s3cret" not in str(info.value)
+
+
+def test_secrets_file_keys_without_a_value_are_unset(tmp_path: Path) -> None:
+    """A bare KEY line sets nothing, so ${KEY} stays unset and the source refuses to load."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text("KEY\n")
+    assert read_secrets_file(secrets_file) == {}
