@@ -37,6 +37,12 @@ for the account's daily quota.
 
 One `httpx.Client` per process (`process_client()`, explicit timeouts); tests pass `http=` with an
 `httpx.MockTransport`. The clock, sleep and random source are injected.
+
+Credentials: fixed `headers=`, or `auth=TokenAuth(provider)` (`connectors.tokens`), which asks the
+provider for a token before the call and, when the vendor refuses it (a 401, or a vendor's "token
+expired" in a 2xx; not a 403, which refreshing cannot cure), for a refreshed one, then sends the
+call once more. That extra try is not one of `retry.max_attempts`; a second refusal raises
+`ReauthorizationRequired`.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ import structlog
 from connectors import metrics, usage
 from connectors.breaker import Breaker, Ticket
 from connectors.budget import Budget, Priority
+from connectors.tokens import TokenAuth
 from schemas.errors import (
     CircuitOpen,
     MalformedAnswer,
@@ -191,6 +198,7 @@ class VendorClient:
         *,
         headers: Mapping[str, str] | None = None,
         hooks: Hooks | None = None,
+        auth: TokenAuth | None = None,
         budget: Budget | None = None,
         breaker: Breaker | None = None,
         http: httpx.Client | None = None,
@@ -206,6 +214,7 @@ class VendorClient:
         self.base = httpx.URL(base_url)
         self.headers = dict(headers or {})
         self.hooks = hooks or Hooks()
+        self.auth = auth
         self.budget, self.breaker = budget, breaker
         self.http = http or process_client()
         self.timeout = timeouts.httpx() if timeouts else httpx.USE_CLIENT_DEFAULT  # never None: no limit
@@ -251,6 +260,10 @@ class VendorClient:
         header = self.hooks.idempotency_header(method.upper())
         if header:
             sent[header] = idempotency_key or self._new_key()  # once, before the loop
+        token = None
+        if self.auth is not None:
+            token = self.auth.provider.token()
+            sent[self.auth.header] = self.auth.value(token)
         request = self.http.build_request(
             method,
             target,
@@ -262,7 +275,9 @@ class VendorClient:
             timeout=self.timeout,
         )
         slept = 0.0
-        for attempt in range(1, self.retry.max_attempts + 1):
+        attempt, tries = 0, self.retry.max_attempts
+        while attempt < tries:
+            attempt += 1
             ticket = self._enter()
             if self.budget is not None:
                 try:
@@ -284,13 +299,18 @@ class VendorClient:
             if outcome.kind is Kind.OK and answer is not None:
                 return answer
             if outcome.kind is Kind.REAUTHORIZE:
-                raise ReauthorizationRequired(message)
+                if token is None or self.auth is None or answer is None or answer.status == 403:
+                    raise ReauthorizationRequired(message)
+                token = self.auth.provider.refresh(token)
+                request.headers[self.auth.header] = self.auth.value(token)
+                token, tries = None, tries + 1  # one refresh, one more try, then a refusal is final
+                continue
             if outcome.kind is Kind.PERMANENT:
                 raise PermanentError(message)
             delay = outcome.delay_s
             if delay is None:
                 delay = self.retry.backoff_s(attempt, self._rand)
-            if attempt == self.retry.max_attempts or slept + delay > self.max_wait_s:
+            if attempt == tries or slept + delay > self.max_wait_s:
                 raise FINAL_ERRORS[outcome.kind](message, retry_after_s=delay)
             self._sleep(delay)
             slept += delay

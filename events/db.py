@@ -217,6 +217,51 @@ source_flags = Table(
 )
 
 
+class ConnectionStatus(StrEnum):
+    """Where a source's OAuth connection stands (`connections.status`)."""
+
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"  # the vendor refused the refresh token: connect the source again
+    REVOKED = "revoked"  # an operator revoked it; the tokens are gone
+
+
+# One OAuth connection per source. Tokens are Fernet-sealed (events.secretbox), never in the clear.
+# `generation` counts every new pair; `lease_*` is the refresh lock where no row lock exists (SQLite).
+connections = Table(
+    "connections",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("provider", String(50)),
+    Column("status", String(16), nullable=False),  # ConnectionStatus
+    Column("access_token", Text),  # sealed
+    Column("refresh_token", Text),  # sealed
+    Column("token_type", String(40)),
+    Column("scope", Text),
+    Column("expires_at", UTCDateTime),  # None: the vendor gave no expiry
+    Column("refresh_expires_at", UTCDateTime),
+    Column("generation", Integer, nullable=False),
+    Column("connected_at", UTCDateTime, nullable=False),
+    Column("connected_by", String(100), nullable=False),
+    Column("refreshed_at", UTCDateTime),
+    Column("reason", Text),  # why it needs re-authorization
+    Column("lease_token", String(36)),
+    Column("lease_until", UTCDateTime),
+)
+
+# An install in flight: the signed `state` names the row by its nonce; single use, short-lived.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("nonce_hash", String(64), primary_key=True),  # sha256 hex of the nonce inside the state
+    Column("source", String(100), nullable=False),
+    Column("verifier", Text),  # the PKCE code verifier, sealed; None when PKCE is off
+    Column("redirect_uri", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
 # Operations (migration 0006): the monitor's state per source, counters per source and hour, secrets
 # the application makes for itself (the dashboard's session key).
 monitor_state = Table(

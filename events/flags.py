@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, delete, select
 
-from events.db import source_flags
+from events.db import dialect_insert, source_flags
 from events.sources import Source
+
+log = structlog.get_logger()
+
+
+def flag(conn: Connection, source: str, reason: str, now: datetime) -> None:
+    """Mark a source as needing re-authorization (in the caller's transaction), with the reason."""
+    values = {"needs_reauth": True, "reason": reason, "flagged_at": now}
+    stmt = dialect_insert(conn.dialect.name)(source_flags).values(source=source, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
+    log.error("source.needs_reauthorization", source=source, reason=reason)
 
 
 def statuses(conn: Connection, sources: Mapping[str, Source]) -> list[dict[str, Any]]:

@@ -79,6 +79,19 @@ RELAYED = Counter(
     "hookyard_relay_republished_total", "Unfinished events the relay published again", ["vendor"]
 )
 
+# OAuth connections (events/refresh.py, events/install.py, ops/oauth_web.py)
+OAUTH_REFRESHES = Counter(
+    "hookyard_oauth_refreshes_total",
+    "Access token refreshes: ok, refused (the source needs re-authorizing), failed (transient), "
+    "joined (a caller that waited for another's refresh)",
+    ["source", "outcome"],
+)
+OAUTH_INSTALLS = Counter(
+    "hookyard_oauth_installs_total",
+    "OAuth install steps (start, callback) by outcome: ok or the refusal's code",
+    ["source", "step", "outcome"],
+)
+
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(
     "hookyard_alerts_total",
@@ -110,6 +123,8 @@ PROCESS_METRICS = (
     RETRIES,
     DEAD_LETTERS,
     RELAYED,
+    OAUTH_REFRESHES,
+    OAUTH_INSTALLS,
     ALERTS,
     MONITOR_RUNS,
     UI_REJECTIONS,

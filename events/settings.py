@@ -61,6 +61,15 @@ class MetricsSettings(BaseModel):
     check_timeout_s: float = 2.0  # /readyz checks and the inbox gauges' query give up after this
 
 
+class OAuthSettings(BaseModel):
+    # where vendors send the browser back: {public_url}/oauth/{source}/callback (register it there)
+    public_url: str = "http://127.0.0.1:8000"
+    state_ttl_s: float = 600.0  # an install must come back within this
+    refresh_wait_s: float = 30.0  # a caller waits this long for a refresh running elsewhere
+    refresh_lease_s: float = 60.0  # SQLite: a refresh lease whose holder died expires after this
+    http_timeout_s: float = 15.0  # token endpoint calls; under refresh_lease_s and refresh_wait_s
+
+
 class MonitorSettings(BaseModel):
     interval_s: float = 60.0  # how often beat judges every source's health, SLAs and anomalies
     window_s: float = 3600.0  # the health score's window
@@ -92,6 +101,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
 

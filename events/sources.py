@@ -15,6 +15,8 @@ expanded in secrets, string options and the forward block, and then everything i
 mistake is one ConfigError naming file, source and field, raised when the file loads. Secrets, forward
 headers and the forward URL are SecretStr: no repr, log line or error message shows them.
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
+`[sources.X.oauth]` connects the source to its vendor's API through OAuth (`events.oauth_config`);
+tokens are kept sealed, so such a source also needs HOOKYARD_TOKEN_KEYS (`events.secretbox`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from pydantic_core import PydanticCustomError
 from connectors import registry
 from connectors.base import ConnectorSpec, HeaderName, Options, config_error
 from connectors.internal import INTERNAL_SOURCE
+from events.oauth_config import OAuthConfig, load_oauth
+from events.secretbox import load_box
 from events.targets import AnomalyConfig, ApiConfig, SlaConfig
 from schemas.errors import ConfigError
 
@@ -101,6 +105,7 @@ class _SourceModel(BaseModel):
     forward: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     retry: Retry = Retry()
     replay_guard: bool | None = None
+    oauth: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded
     sla: SlaConfig | None = None
     anomaly: AnomalyConfig = AnomalyConfig()
     api: ApiConfig = ApiConfig()
@@ -123,6 +128,7 @@ class Source:
     forward: Forward | None = None
     retry: Retry = Retry()
     replay_guard: bool = False  # a body already received counts as a duplicate, whatever its delivery id
+    oauth: OAuthConfig | None = None
     sla: SlaConfig | None = None  # events.targets: SLA targets, anomaly thresholds, the API quota
     anomaly: AnomalyConfig = AnomalyConfig()
     api: ApiConfig = ApiConfig()
@@ -189,6 +195,19 @@ def _forward(raw: Mapping[str, Any], env: Mapping[str, str], where: str) -> Forw
         raise config_error(where, exc) from None
 
 
+def _oauth(raw: Mapping[str, Any], connector: str, env: Mapping[str, str], where: str) -> OAuthConfig:
+    expanded = _expand_strings(raw, env, where)
+    for table in ("params", "authorize_params", "token_params"):
+        if isinstance(raw.get(table), Mapping):
+            expanded[table] = _expand_strings(raw[table], env, f"{where}.{table}")
+    if load_box(env, where) is None:  # a bad key is a ConfigError too
+        raise ConfigError(
+            f"{where}: HOOKYARD_TOKEN_KEYS is not set; OAuth tokens are stored sealed with it "
+            "(`hookyard connections new-key` makes a key)"
+        )
+    return load_oauth(expanded, connector, where)
+
+
 def _read(path: Path) -> _FileModel:
     try:
         raw = tomllib.loads(path.read_text())
@@ -251,6 +270,7 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             forward=None if src.forward is None else _forward(src.forward, env, f"{where}.forward"),
             retry=src.retry,
             replay_guard=replay_guard_default(connector) if src.replay_guard is None else src.replay_guard,
+            oauth=None if src.oauth is None else _oauth(src.oauth, src.connector, env, f"{where}.oauth"),
             sla=src.sla,
             anomaly=src.anomaly,
             api=src.api,

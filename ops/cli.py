@@ -26,8 +26,10 @@ from events.db import EventState, event_dict, events, row_dict
 from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
+from events.secretbox import TOKEN_KEYS_VAR, new_key
 from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
 from events.sources import Source, load_sources, read_secrets_file
+from ops.cli_connections import connections_cli
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
 from ops.cli_flags import flags_cli
 from ops.cli_rules import load_configured, rules_cli
@@ -58,6 +60,7 @@ cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
 cli.add_typer(flags_cli, name="flags")
+cli.add_typer(connections_cli, name="connections")
 cli.command("status")(status)
 console = Console()
 err_console = Console(stderr=True)
@@ -72,6 +75,21 @@ DEMO_SOURCES = {
     "payments": ("stripe", "STRIPE_WEBHOOK_SECRET", "whsec_"),
     "github": ("github", "GITHUB_WEBHOOK_SECRET", ""),
     "svix": ("standard-webhooks", "STANDARD_WEBHOOK_SECRET", "whsec_"),
+    "helpdesk": ("zendesk", "ZENDESK_WEBHOOK_SECRET", ""),
+}
+# helpdesk also gets an OAuth connection to the fake provider (`python -m tests.fakes oauth --port 9300`)
+DEMO_OAUTH = {
+    "helpdesk": "[sources.helpdesk.oauth]\n"
+    'authorize_url = "${DEMO_OAUTH_URL}/oauth/authorize"\n'
+    'token_url = "${DEMO_OAUTH_URL}/oauth/token"\n'
+    'revoke_url = "${DEMO_OAUTH_URL}/oauth/revoke"\n'
+    'client_id = "${DEMO_OAUTH_CLIENT_ID}"\n'
+    'client_secret = "${DEMO_OAUTH_CLIENT_SECRET}"\n'
+}
+DEMO_OAUTH_ENV = {  # the fake provider's default client: demo values, not credentials
+    "DEMO_OAUTH_URL": "http://127.0.0.1:9300",
+    "DEMO_OAUTH_CLIENT_ID": "hookyard-demo",
+    "DEMO_OAUTH_CLIENT_SECRET": "demo-secret",
 }
 
 
@@ -126,7 +144,10 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
     (config.parent / "rules").mkdir(exist_ok=True)
     demo = {name: spec for name, spec in DEMO_SOURCES.items() if spec[0] in registry.names()}
     for name, (connector, var, _) in demo.items():
-        lines.append(f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n')
+        lines.append(
+            f'[sources.{name}]\nconnector = "{connector}"\nsecrets = ["${{{var}}}"]\n'
+            + DEMO_OAUTH.get(name, "")
+        )
     config.write_text("\n".join(lines))
     if secrets_file is not None:
         secrets_file.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +156,10 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
             for _, var, prefix in demo.values():
                 if var not in have and var not in os.environ:
                     fh.write(f"{var}={_demo_secret(prefix)}\n")
+            extra = {**DEMO_OAUTH_ENV, TOKEN_KEYS_VAR: new_key()} if "helpdesk" in demo else {}
+            for var, value in extra.items():
+                if var not in have and var not in os.environ:
+                    fh.write(f"{var}={value}\n")
         secrets_file.chmod(0o600)
     console.print(f"[green]created[/] {config} (demo sources) and {secrets_file} (random secrets)")
 
@@ -281,6 +306,7 @@ def dev(
     bootstrap_demo(settings.config, settings.secrets_file)
     os.environ.setdefault("HOOKYARD_LOG_FORMAT", "console")
     os.environ.setdefault("HOOKYARD_IDS_PER_MESSAGE", str(EMBEDDED_IDS_PER_MESSAGE))  # children inherit
+    os.environ.setdefault("HOOKYARD_OAUTH__PUBLIC_URL", f"http://127.0.0.1:{port}")  # OAuth callbacks
     get_settings.cache_clear()
     _configured()
     migrate()

@@ -3,7 +3,8 @@
 `/webhooks/…` goes straight to the plain-ASGI `Ingress`; everything else to a Starlette app:
 `/healthz` (the process answers; touches nothing), `/readyz` (database, schema and broker, see
 `events.readiness`), `/metrics` (every Hookyard process on this machine plus the inbox and monitor
-gauges), the operator API under `/v1` and the dashboard under `/ui` (`ops.ui`).
+gauges), the operator API under `/v1`, the dashboard under `/ui` (`ops.ui`) and the OAuth install
+routes under `/oauth` (`ops.oauth_web`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from events.readiness import Readiness, is_ready
 from events.settings import Settings, get_settings
 from events.sources import load_sources
 from ops.api import create_api
+from ops.api_connections import connections_router
 from ops.api_errors import http_error
+from ops.oauth_web import create_oauth_app
 from ops.ui.app import create_ui
 from rules.loader import watch_configured
 
 log = structlog.get_logger()
 
-REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1", "/ui")
+REST_PATHS = ("/healthz", "/readyz", "/metrics", "/v1", "/ui", "/oauth")
 
 PARSE_ERROR = orjson.dumps(
     {
@@ -100,13 +103,16 @@ class HookyardApp:
             )
         )
         self.flusher = Flusher(self.sync_engine, settings.monitor.counts_flush_s)
+        api = create_api(self.sync_engine, self.sources, rule_names=self.rule_names)
+        api.include_router(connections_router(self.sync_engine, self.sources, settings))
         self.rest = Starlette(
             routes=[
                 Route("/healthz", self.health),
                 Route("/readyz", self.ready),
                 Route("/metrics", self.metrics),
-                Mount("/v1", app=create_api(self.sync_engine, self.sources, rule_names=self.rule_names)),
+                Mount("/v1", app=api),
                 Mount("/ui", app=create_ui(self.sync_engine, self.sources, settings.ui, publish)),
+                Mount("/oauth", app=create_oauth_app(self.sync_engine, self.sources, settings)),
             ],
             exception_handlers={HTTPException: http_error},  # a path no route takes: JSON too
         )

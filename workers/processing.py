@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, updat
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
-from events import metrics
+from events import flags, metrics
 from events.db import (
     AttemptOutcome,
     EventState,
@@ -36,7 +36,6 @@ from events.db import (
     dialect_insert,
     events,
     records,
-    source_flags,
     text_limit,
     utcnow,
 )
@@ -231,7 +230,7 @@ def fail(
         conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
         if step.verdict is Verdict.REAUTHORIZE:
-            _flag_source(conn, row.source, step.message, now)
+            flags.flag(conn, row.source, step.message, now)
     return Outcome.DEAD
 
 
@@ -251,13 +250,6 @@ def _dead_letter(conn: Connection, row: Any, error: BaseException, now: datetime
     }
     stmt = dialect_insert(conn.dialect.name)(dead_letters).values(event_id=row.id, replays=0, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["event_id"], set_=values))
-
-
-def _flag_source(conn: Connection, source: str, reason: str, now: datetime) -> None:
-    values = {"needs_reauth": True, "reason": reason, "flagged_at": now}
-    stmt = dialect_insert(conn.dialect.name)(source_flags).values(source=source, **values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
-    log.error("source.needs_reauthorization", reason=reason)
 
 
 def process(engine: Engine, event_id: str, ctx: Context) -> Outcome:

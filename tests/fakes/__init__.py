@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tests.fakes.base import Fake
 
-VENDORS = ("shopify", "stripe", "zendesk", "klaviyo", "chatwoot", "ga4", "slack")
+VENDORS = ("shopify", "stripe", "zendesk", "klaviyo", "chatwoot", "ga4", "slack", "oauth")
 
 
 def build(vendor: str, config: dict[str, Any] | None = None) -> Fake:

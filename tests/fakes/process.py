@@ -77,6 +77,14 @@ class FakeControl:
         """Slack: every message it accepted, in order."""
         return list(self._call("GET", "posts"))
 
+    def oauth(self) -> dict[str, Any]:
+        """The OAuth provider: codes issued, exchanges, refreshes, reused refresh tokens, refusals."""
+        return dict(self._call("GET", "oauth"))
+
+    def expire_access(self) -> None:
+        """The OAuth provider: every access token expires now."""
+        self._call("POST", "oauth/expire")
+
 
 class InProcessTransport(httpx.BaseTransport):
     """A synchronous httpx transport into an ASGI app (each request runs its own event loop)."""

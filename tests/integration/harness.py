@@ -108,8 +108,8 @@ class Stack:
         self.processes.append(proc)
         return proc
 
-    def start_web(self, *, workers: int = 1, **env: str) -> Process:
-        self.port = free_port()
+    def start_web(self, *, workers: int = 1, port: int | None = None, **env: str) -> Process:
+        self.port = port or free_port()
         proc = self.spawn("web", "web", "--port", str(self.port), "--workers", str(workers), **env)
         # up means answering; /healthz says 503 when the database is down, and that is a test too
         wait_for(

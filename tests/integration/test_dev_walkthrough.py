@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -26,9 +27,11 @@ def fresh_shell() -> dict[str, str]:
     return {**env, "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
 
-def hookyard(cwd: Path, *args: str, program: tuple[str, ...] = (sys.executable, "-m", "ops.cli")) -> Any:
-    """Run a hookyard command in cwd with --json; its parsed output."""
-    env = fresh_shell()
+def hookyard(
+    cwd: Path, *args: str, program: tuple[str, ...] = (sys.executable, "-m", "ops.cli"), **extra: str
+) -> Any:
+    """Run a hookyard command in cwd with --json (from a new shell, plus `extra` environment)."""
+    env = fresh_shell() | extra
     result = subprocess.run(
         [*program, *args, "--json"],
         cwd=cwd,
@@ -42,13 +45,17 @@ def hookyard(cwd: Path, *args: str, program: tuple[str, ...] = (sys.executable, 
     return orjson.loads(result.stdout)
 
 
-def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
+def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path, fake_vendor: Any) -> None:
     """From an empty directory: dev writes a demo config and secrets and says "up" once the port
     answers, with a command that works from a new shell; a second dev on the port starts nothing;
     a delivery sent twice is one event; sends are processed, a broken payment is dead-lettered, fixed
-    with dlq edit, replayed and processed once; SIGTERM stops it all."""
+    with dlq edit, replayed and processed once; the demo helpdesk is connected to the fake OAuth
+    provider; SIGTERM stops it all."""
     port = free_port()
-    env = fresh_shell()
+    provider = fake_vendor("oauth")
+    oauth = {"DEMO_OAUTH_URL": provider.url, "HOOKYARD_OAUTH__PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    env = fresh_shell() | oauth
+    cli = functools.partial(hookyard, tmp_path, **oauth)
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(
         [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
@@ -78,35 +85,38 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path) -> None:
         assert second.returncode == 2 and f"port {port}" in second.stderr, second.stderr
         assert "Hookyard is up" not in second.stdout
         [suggested] = re.findall(r"Try: (\S+) send shop", (tmp_path / "dev.log").read_text())
-        twice = hookyard(tmp_path, "send", "shop", "--repeat", "2", "--url", url, program=(suggested,))
+        twice = cli("send", "shop", "--repeat", "2", "--url", url, program=(suggested,))
         assert [(r["response"]["accepted"], r["response"]["duplicates"]) for r in twice] == [(1, 0), (0, 1)]
-        listed = hookyard(tmp_path, "sources", "list")
+        listed = cli("sources", "list")
         assert {(s["name"], s["needs_reauth"]) for s in listed} == {
             ("shop", False),
             ("payments", False),
             ("github", False),
             ("svix", False),
+            ("helpdesk", False),
         }
-        sent = hookyard(tmp_path, "send", "shop", "--sample", "--url", url, "--count", "2")
+        sent = cli("send", "shop", "--sample", "--url", url, "--count", "2")
         assert [r["status"] for r in sent] == [200, 200]
         wait_for(
-            lambda: [e["state"] for e in hookyard(tmp_path, "events", "list")] == ["done"] * 3,
+            lambda: [e["state"] for e in cli("events", "list")] == ["done"] * 3,
             timeout=60,
             what="the three events done",
         )
-        [broken] = hookyard(
-            tmp_path, "send", "payments", "--sample", "--url", url, "--set", "data.object.currency=dollars"
-        )
+        [broken] = cli("send", "payments", "--sample", "--url", url, "--set", "data.object.currency=dollars")
         event_id = broken["response"]["ids"][0]
         wait_for(
-            lambda: [d["event_id"] for d in hookyard(tmp_path, "dlq", "list")] == [event_id],
+            lambda: [d["event_id"] for d in cli("dlq", "list")] == [event_id],
             timeout=60,
             what="the broken payment dead-lettered",
         )
-        hookyard(tmp_path, "dlq", "edit", event_id, "--set", "data.object.currency=usd")
-        assert hookyard(tmp_path, "dlq", "replay", event_id) == {"replayed": 1, "skipped": 0}
-        states = lambda: {e["id"]: e["state"] for e in hookyard(tmp_path, "events", "list")}  # noqa: E731
+        cli("dlq", "edit", event_id, "--set", "data.object.currency=usd")
+        assert cli("dlq", "replay", event_id) == {"replayed": 1, "skipped": 0}
+        states = lambda: {e["id"]: e["state"] for e in cli("events", "list")}  # noqa: E731
         wait_for(lambda: states()[event_id] == "done", timeout=60, what="the fixed payment processed")
+        started = cli("connections", "connect", "helpdesk")
+        assert httpx.get(started["url"], follow_redirects=True, timeout=30).json()["status"] == "connected"
+        listed = cli("connections", "list")
+        assert [(c["source"], c["status"]) for c in listed] == [("helpdesk", "connected")]
         dev.terminate()  # SIGTERM to `hookyard dev` alone: it must stop its web and worker itself
         assert dev.wait(timeout=60) == 0
         wait_for(lambda: not group_alive(dev.pid), timeout=30, what="web and worker to exit")

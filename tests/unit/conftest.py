@@ -20,3 +20,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     eng = make_engine(url)
     yield eng
     eng.dispose()
+
+
+from tests.unit.oauth_kit import token_keys, world  # noqa: E402, F401  (fixtures of the OAuth tests)

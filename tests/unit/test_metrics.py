@@ -31,6 +31,8 @@ EXPECTED = {
     "hookyard_retries_total": ("counter", ("source", "error_class")),
     "hookyard_dead_letters_total": ("counter", ("source", "error_class")),
     "hookyard_relay_republished_total": ("counter", ("vendor",)),
+    "hookyard_oauth_refreshes_total": ("counter", ("source", "outcome")),
+    "hookyard_oauth_installs_total": ("counter", ("source", "step", "outcome")),
     "hookyard_alerts_total": ("counter", ("source", "alert", "kind", "transition")),
     "hookyard_monitor_runs_total": ("counter", ("outcome",)),
     "hookyard_ui_rejections_total": ("counter", ("reason",)),

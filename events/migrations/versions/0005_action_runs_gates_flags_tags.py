@@ -1,7 +1,7 @@
 """action runs, rule gates (throttle and debounce), runtime flags, event tags
 
 Revision ID: 0005
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import events.db
 
 revision = "0005"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
