@@ -83,6 +83,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": storm["ok"],
             }
         )
+    matching = results.get("rules", {}).get("matching")
+    if matching:
+        worst = matching[-1]
+        out.append(
+            {
+                "target": f"rules matching ≤ 50 µs per event at {worst['rules']:,} rules",
+                "value": f"{worst['matching_us']:.1f} µs",
+                "pass": worst["matching_us"] <= 50,
+            }
+        )
     return out
 
 
@@ -222,6 +232,25 @@ def table(results: dict[str, Any]) -> str:
             f"  answered: {s['accepted']:,} accepted + {s['duplicates']:,} duplicates; "
             f"rows {s['event_rows']:,}; order effects (Σ version) {s['order_effects']:,}; "
             f"duplicate effects {s['duplicate_effects']}"
+        )
+    rules = results.get("rules", {})
+    if rules.get("matching"):
+        add("")
+        add(
+            "RULES  matching one event in process (best of 20 × 500): type with rules / without / first sight"
+        )
+        for row in rules["matching"]:
+            add(
+                f"  {row['rules']:>5,} rules: {row['matching_us']:6.1f} µs / {row['no_rules_us']:5.2f} µs / "
+                f"{row['first_sight_us']:5.1f} µs"
+            )
+    if rules.get("throughput"):
+        t = rules["throughput"]
+        add(
+            f"  workers, {t['events']:,} events, {t['concurrency']} processes, every action run done: "
+            f"no rules {t['rules_0']['per_s']:,.0f} events/s · 5 matching rules (event.tag) "
+            f"{t['rules_5']['per_s']:,.0f} events/s ({t['rules_5']['action_runs']:,} runs) · "
+            f"ratio {t['ratio'] * 100:.0f}%"
         )
     dev = results.get("dev")
     if dev:

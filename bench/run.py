@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import text
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("ceiling", "ingress", "workers", "e2e", "dev")
+PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="dev: an environment variable for `hookyard dev` (to compare settings)",
     )
     p.add_argument("--storm", type=int, default=1000, help="distinct deliveries in the redelivery storm")
+    p.add_argument("--rules-events", type=int, default=5000, help="events for the rules throughput phase")
+    p.add_argument(
+        "--rules-window-s", type=float, default=60.0, help="measure the rules phase over at most this long"
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -65,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.saturation_s, args.rate_s, args.events, args.e2e_s, args.storm = 3.0, 3.0, 2000, 5.0, 200
         args.worker_window_s, args.e2e_drain_s = 5.0, 20.0
+        args.rules_events, args.rules_window_s = 1000, 20.0
     return args
 
 
@@ -207,6 +212,20 @@ def main(argv: list[str] | None = None) -> None:
                 connections=args.connections,
                 drain_s=args.dev_drain_s,
                 env=dict(item.split("=", 1) for item in args.dev_env),
+                log=log,
+            )
+        if "rules" in only:
+            from bench import rules as rules_matching
+            from bench import rules_e2e
+
+            log("rules: matching cost per event with 10, 100 and 1,000 rules")
+            results["rules"] = {"matching": [rules_matching.measure(n) for n in rules_matching.SIZES]}
+            log(f"rules: {args.rules_events} events through the workers, 5 matching rules vs none")
+            results["rules"]["throughput"] = rules_e2e.throughput(
+                stack,
+                count=args.rules_events,
+                concurrency=args.concurrency,
+                window_s=args.rules_window_s,
                 log=log,
             )
     finally:

@@ -244,6 +244,7 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         priority: Priority = Priority.REALTIME,
@@ -252,7 +253,8 @@ class VendorClient:
         expect_json: bool = True,
     ) -> Answer:
         """One API call with its retries. `path` is the template (the label in logs and metrics);
-        `url` (a next link) replaces the address; `cost` and `limits` are what the budget debits."""
+        `url` (a next link) replaces the address; `cost` and `limits` are what the budget debits;
+        `content` sends these exact bytes (a body that was signed)."""
         target = self._next_url(url) if url is not None else self.url(path, path_params)
         sent = {**self.headers, **(headers or {})}
         header = self.hooks.idempotency_header(method.upper())
@@ -263,7 +265,14 @@ class VendorClient:
             token = self.auth.provider.token()
             sent[self.auth.header] = self.auth.value(token)
         request = self.http.build_request(
-            method, target, params=params, json=json, data=data, headers=sent, timeout=self.timeout
+            method,
+            target,
+            params=params,
+            json=json,
+            data=data,
+            content=content,
+            headers=sent,
+            timeout=self.timeout,
         )
         slept = 0.0
         attempt, tries = 0, self.retry.max_attempts

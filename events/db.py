@@ -69,6 +69,23 @@ class AttemptOutcome(StrEnum):
     LEASE_EXPIRED = "lease_expired"  # the worker died holding the lease; recorded by the next claimer
 
 
+class ActionState(StrEnum):
+    """Where an action run is (`action_runs.state`): pending → running → done, or → retry → running …,
+    or → dead (→ pending again on replay). Shadow, throttled and debounced runs never run."""
+
+    PENDING = "pending"  # recorded; runs once `available_at` has come (a debounce waits there)
+    RUNNING = "running"  # leased by a worker until `available_at`
+    RETRY = "retry"  # failed, waiting in the database until `available_at`
+    DONE = "done"
+    DEAD = "dead"  # a dead letter (`hookyard dlq list --kind actions`)
+    SHADOW = "shadow"  # the rule is in shadow mode: what it would have done, never done
+    THROTTLED = "throttled"  # over the rule's throttle when it matched
+    DEBOUNCED = "debounced"  # superseded by a later match of the same debounce key
+
+
+ACTION_UNFINISHED = (ActionState.PENDING, ActionState.RUNNING, ActionState.RETRY)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on PostgreSQL and SQLite alike."""
 
@@ -338,6 +355,75 @@ app_secrets = Table(
     metadata,
     Column("name", String(50), primary_key=True),
     Column("value", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+# One row per action a rule took for an event; the idempotency key (event:rule:action index) is
+# unique, so however often an event is redelivered, retried or replayed, an action is recorded once.
+action_runs = Table(
+    "action_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("source", String(100), nullable=False),
+    Column("vendor", String(50), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("action_index", Integer, nullable=False),
+    Column("action_type", String(100), nullable=False),
+    Column("params", JSON),  # rendered, secrets left out (they come from the rule); None: rendering failed
+    Column("gate_key", String(200)),  # the rendered throttle / debounce key
+    Column("state", String(16), nullable=False),  # ActionState
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempts_before_replay", Integer, nullable=False, default=0),
+    Column("throttled_tries", Integer, nullable=False, default=0),  # 429s: they use up no attempt
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("relay_at", UTCDateTime, nullable=False),
+    Column("relayed", Integer, nullable=False, default=0),
+    Column("lease_token", String(36)),
+    Column("finished_at", UTCDateTime),  # done or dead
+    Column("error_class", String(200)),
+    Column("last_error", Text),
+    Column("traceback", Text),
+    Column("result", JSON),  # what the target answered (Slack's ts, the HTTP status, the tags)
+    Column("history", JSON, nullable=False),  # every try: number, time, duration, outcome, error
+    Column("replays", Integer, nullable=False, default=0),
+    Column("replayed_at", UTCDateTime),
+    Index("ix_action_runs_relay", "state", "relay_at"),
+    Index("ix_action_runs_rule_state", "rule", "state"),
+    Index("ix_action_runs_gate", "rule", "gate_key", "state"),
+)
+
+# Throttle and debounce state per (rule, rendered key), shared by every worker: the row is locked
+# while a match is decided, in the transaction that records it.
+rule_gates = Table(
+    "rule_gates",
+    metadata,
+    Column("rule", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fired", JSON, nullable=False),  # unix times of the firings inside the throttle window
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Runtime switches: a rule or a whole source turned on or off without a deploy.
+runtime_flags = Table(
+    "runtime_flags",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # rule | source
+    Column("name", String(100), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+# Tags the `event.tag` action put on a stored event.
+event_tags = Table(
+    "event_tags",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("tag", String(200), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

@@ -276,11 +276,14 @@ def replay(
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    move: Callable[[Connection, str, datetime], bool] = replay_one,
+    audit_key: str = "event_ids",
 ) -> tuple[int, int]:
     """Replay in chunks (one transaction each, then publish), paced to `rate_per_s`.
 
     Interrupting loses nothing: what was replayed is marked, and the same replay run again takes
-    only what is still dead. Returns (replayed, skipped: no longer dead).
+    only what is still dead. Returns (replayed, skipped: no longer dead). `move` replays one target
+    (an event by default; `events.runs.replay_one` for actions, with audit_key "run_ids").
     """
     size = max(1, int(rate_per_s)) if rate_per_s else 100
     replayed = skipped = 0
@@ -289,9 +292,9 @@ def replay(
         chunk = targets[start : start + size]
         with engine.begin() as conn:
             now = utcnow()
-            moved = [(event_id, vendor) for event_id, vendor in chunk if replay_one(conn, event_id, now)]
+            moved = [(key, queue) for key, queue in chunk if move(conn, key, now)]
             if moved:
-                audit.record(conn, actor, "dlq.replay", None, {"event_ids": [e for e, _ in moved]})
+                audit.record(conn, actor, "dlq.replay", None, {audit_key: [e for e, _ in moved]})
         if moved:
             publish(moved)  # if this fails the relay publishes them: they are `accepted` now
         replayed += len(moved)

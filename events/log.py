@@ -16,12 +16,27 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 from structlog.types import Processor
 
 JSON, CONSOLE = "json", "console"
 QUIETER = {"alembic": logging.WARNING}  # its INFO lines (plugins, context) say nothing to an operator
+
+
+class _Stderr:
+    """sys.stderr as it is when a line is written, not when logging was configured: whatever replaces
+    it later (a daemon, a test harness's capture) gets the lines, and a closed one is never used."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+STDERR: Any = _Stderr()
 
 
 def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
@@ -40,10 +55,10 @@ def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(STDERR),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(STDERR)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

@@ -28,11 +28,15 @@ QUEUE_PREFIX = "hookyard."
 MAINTENANCE_QUEUE = "hookyard.maintenance"
 
 PROCESS_TASK = "hookyard.events.process"  # args: [event ids], all of one vendor, ids_per_message at most
+ACTIONS_QUEUE = "hookyard.actions"
+ACTION_TASK = "hookyard.actions.run"  # args: [action run ids], claimed together, run one by one
+ACTION_BATCH_MAX = 10
 RELAY_TASK = "hookyard.maintenance.relay"
 RETENTION_TASK = "hookyard.maintenance.retention"
 SYNC_QUEUE = "hookyard.sync"
 SYNC_TASK = "hookyard.sync.run"  # args: [source, stream]; kwargs: slot, triggered_by, full
 SYNC_SWEEP_TASK = "hookyard.sync.sweep"
+SYNC_FETCH_TASK = "hookyard.sync.fetch"  # args: [source, stream, object id]: one object, real-time
 MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 
@@ -43,9 +47,9 @@ def vendor_queue(vendor: str) -> str:
 
 def hookyard_queues(vendors: Iterable[str]) -> list[str]:
     """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events),
-    maintenance and syncs."""
+    the rules' actions, maintenance and syncs."""
     names = sorted({*vendors, INTERNAL_SOURCE})
-    return [vendor_queue(v) for v in names] + [MAINTENANCE_QUEUE, SYNC_QUEUE]
+    return [vendor_queue(v) for v in names] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE, SYNC_QUEUE]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -151,6 +155,32 @@ def publish_sync(source: str, stream: str, *, slot: str, triggered_by: str, full
         kwargs={"slot": slot, "triggered_by": triggered_by, "full": full},
         queue=SYNC_QUEUE,
     )
+
+
+def publish_actions(run_ids: Iterable[str]) -> int:
+    """Send action run ids to the actions queue, up to ACTION_BATCH_MAX a message; how many were sent."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(ids), ACTION_BATCH_MAX):
+            app.send_task(
+                ACTION_TASK,
+                args=[ids[start : start + ACTION_BATCH_MAX]],
+                queue=ACTIONS_QUEUE,
+                producer=producer,
+                headers={PUBLISHED_AT: time.time()},
+            )
+    return len(ids)
+
+
+def trigger_sync(source: str, stream: str, object_id: str | None, trigger: str) -> None:
+    """A rule's `sync.trigger`: fetch one object of a stream now, or run the stream now. `trigger` is
+    the idempotency key of the action that asked: its run's slot, so a retried action runs once."""
+    if object_id is not None:
+        app.send_task(SYNC_FETCH_TASK, args=[source, stream, object_id], queue=SYNC_QUEUE)
+    else:
+        publish_sync(source, stream, slot=f"rule:{trigger}"[:100], triggered_by="rule")
 
 
 def connect_publisher() -> None:

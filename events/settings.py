@@ -33,6 +33,12 @@ class WorkerSettings(BaseModel):
     lease_s: float = 120.0  # a claimed event is re-driven when its lease expires
     concurrency: int = 2
     fault_delay_s: float = 0.0  # failure drills only: hold each lease this long before finishing
+    fault_delay_before_action_s: float = 0.0  # failure drills only: claimed, not yet acted
+    fault_delay_after_action_s: float = 0.0  # failure drills only: acted and recorded, task not acked
+
+
+class RulesSettings(BaseModel):
+    flags_cache_s: float = 5.0  # workers read the runtime flags at most this often
 
 
 class RelaySettings(BaseModel):
@@ -101,6 +107,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Engine, select
 
-from events import audit, dlq, flags, syncs
+from events import audit, dlq, flags, runtime_flags, syncs
 from events.db import event_dict, events, utcnow
 from events.queue import publish
 from events.sources import Source
@@ -79,6 +79,12 @@ def require_confirmation(planned: int, confirmed: bool, action: str) -> None:
         )
 
 
+class FlagRequest(BaseModel):
+    kind: Literal["rule", "source"]
+    name: str = Field(min_length=1, max_length=100)
+    enabled: bool | None = Field(description="true: on, false: off, null: clear (the rule file decides)")
+
+
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -102,7 +108,12 @@ Reader = Annotated[tokens.Principal, Depends(principal)]
 Writer = Annotated[tokens.Principal, Depends(writer)]
 
 
-def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publish = publish) -> FastAPI:
+def create_api(
+    engine: Engine,
+    sources: Mapping[str, Source],
+    publish: dlq.Publish = publish,
+    rule_names: Callable[[], Collection[str]] = lambda: (),
+) -> FastAPI:
     # mounted at /v1: the mount supplies the prefix, so the document is /v1/openapi.json. Swagger UI
     # at /v1/docs is served from the fastapi-offline package (/v1/docs/static): no CDN, works offline.
     api: FastAPI = FastAPIOffline(
@@ -262,5 +273,19 @@ def create_api(engine: Engine, sources: Mapping[str, Source], publish: dlq.Publi
     ) -> list[dict[str, Any]]:
         with engine.connect() as conn:
             return syncs.quarantined(conn, source, stream, limit, offset)
+
+    @api.get("/flags")
+    def list_flags(who: Reader) -> dict[str, Any]:
+        with engine.connect() as conn:
+            return {"flags": runtime_flags.listing(conn)}
+
+    @api.put("/flags", responses={404: {"description": "No rule or source of that name."}})
+    def set_flag(body: FlagRequest, who: Writer) -> dict[str, Any]:
+        known = rule_names() if body.kind == "rule" else sources.keys()
+        if body.name not in known:
+            raise ApiError(404, f"unknown_{body.kind}", f"no {body.kind} {body.name!r}")
+        with engine.begin() as conn:
+            runtime_flags.put(conn, body.kind, body.name, body.enabled, f"api:{who.name}")
+        return body.model_dump()
 
     return api

@@ -31,7 +31,8 @@ from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, Settings, get_se
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_connections import connections_cli
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
-from ops.cli_rules import rules_cli
+from ops.cli_flags import flags_cli
+from ops.cli_rules import load_configured, rules_cli
 from ops.cli_status import status
 from ops.cli_support import (
     CannotRun,
@@ -59,6 +60,7 @@ cli.add_typer(dlq_cli, name="dlq")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(sources_cli, name="sources")
 cli.add_typer(rules_cli, name="rules")
+cli.add_typer(flags_cli, name="flags")
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(sync_cli, name="sync")
 cli.command("status")(status)
@@ -130,6 +132,12 @@ def _sources() -> dict[str, Source]:
     return load_sources(settings.config, settings.secrets_file)
 
 
+def _configured() -> dict[str, Source]:
+    """Sources and rules, validated: a process that runs them refuses to start on a mistake in either."""
+    sources, _ = load_configured()
+    return sources
+
+
 def _demo_secret(prefix: str) -> str:
     """Stripe and Standard Webhooks secrets are `whsec_` + base64; the others are opaque."""
     if prefix == "whsec_":
@@ -141,7 +149,11 @@ def bootstrap_demo(config: Path, secrets_file: Path | None) -> None:
     """First run of `hookyard dev`: a demo sources file and random secrets outside the repo."""
     if config.exists():
         return
-    lines = ["# Created by `hookyard dev`. Secrets come from the environment or the secrets file.\n"]
+    lines = [
+        "# Created by `hookyard dev`. Secrets come from the environment or the secrets file.",
+        'rules_dir = "rules"  # automation rules, one TOML file each (docs/rules.md)\n',
+    ]
+    (config.parent / "rules").mkdir(exist_ok=True)
     demo = {name: spec for name, spec in DEMO_SOURCES.items() if spec[0] in registry.names()}
     for name, (connector, var, _) in demo.items():
         lines.append(
@@ -188,7 +200,7 @@ def web(
     workers: Annotated[int, typer.Option(help="Ingress processes.")] = 1,
 ) -> None:
     """Run the webhook ingress (uvicorn)."""
-    _sources()  # refuse to start on a bad config, before binding the port
+    _configured()  # refuse to start on a bad config, before binding the port
     import uvicorn
 
     settings = get_settings()
@@ -238,7 +250,7 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker on the vendor queues."""
-    configured = _sources()  # refuse to start on a bad config, even with --queues
+    configured = _configured()  # refuse to start on a bad config, even with --queues
     settings = get_settings()
     # a worker without its database, or on one never migrated, could only fail every task: say so once
     open_database(settings, project=False).dispose()
@@ -272,7 +284,7 @@ def worker(
 @cli.command()
 def beat() -> None:
     """Run the scheduler (relay, syncs). Exactly one per system."""
-    configured = _sources()  # the tasks it schedules run on these sources: a bad config stops it here too
+    configured = _configured()  # the tasks it schedules run on these sources: a bad config stops it here too
     from events.queue import app
 
     schedule_syncs(configured)
@@ -319,7 +331,7 @@ def dev(
     os.environ.setdefault("HOOKYARD_IDS_PER_MESSAGE", str(EMBEDDED_IDS_PER_MESSAGE))  # children inherit
     os.environ.setdefault("HOOKYARD_OAUTH__PUBLIC_URL", f"http://127.0.0.1:{port}")  # OAuth callbacks
     get_settings.cache_clear()
-    _sources()
+    _configured()
     migrate()
     base = [sys.executable, "-m", "ops.cli"]
     children = {

@@ -13,9 +13,9 @@ import orjson
 import typer
 from rich.console import Console
 
-from events import audit, dlq, flags, syncs
+from events import audit, dlq, flags, runs, syncs
 from events.db import LetterState, utcnow
-from events.queue import publish
+from events.queue import publish, publish_actions
 from events.settings import get_settings
 from events.sources import load_sources
 from ops import tokens
@@ -38,7 +38,12 @@ ErrorClass = Annotated[str | None, typer.Option("--error-class", help="Only this
 Since = Annotated[datetime | None, typer.Option(help="Died at or after (ISO-8601, UTC).")]
 Until = Annotated[datetime | None, typer.Option(help="Died before (ISO-8601, UTC).")]
 Text = Annotated[str | None, typer.Option("--text", help="Free text in error, type or traceback.")]
-EventId = Annotated[str, typer.Argument(help="The dead event's id (dlq list shows it).", metavar="EVENT_ID")]
+EventId = Annotated[
+    str,
+    typer.Argument(
+        help="The dead event's id, or the run id with --kind actions (dlq list shows it).", metavar="EVENT_ID"
+    ),
+]
 
 
 class LetterChoice(StrEnum):
@@ -47,6 +52,17 @@ class LetterChoice(StrEnum):
     DEAD = LetterState.DEAD.value
     REPLAYED = LetterState.REPLAYED.value
     ALL = "all"
+
+
+Kind = Annotated[str, typer.Option(help="events | actions (a rule's action runs; --task is the action type)")]
+KINDS = ("events", "actions")
+
+
+def _kind(value: str) -> bool:
+    """True for actions; BadParameter for anything but events or actions."""
+    if value not in KINDS:
+        raise typer.BadParameter(f"{value!r}: --kind is events or actions (quarantine: dlq list only)")
+    return value == "actions"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -97,16 +113,18 @@ def dlq_list(
     ] = LetterChoice.DEAD,
     limit: Annotated[int, typer.Option(help="At most N.")] = 50,
     kind: Annotated[
-        str, typer.Option(help="event (dead events) | quarantine (synced items their schema refused)")
-    ] = "event",
+        str,
+        typer.Option(
+            help="events | actions (a rule's action runs) | quarantine (synced items their schema refused)"
+        ),
+    ] = "events",
     as_json: JsonOpt = False,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first: dead events, dead rule actions, or quarantined sync items."""
     if kind == "quarantine":
         _quarantine_list(source, limit, as_json)
         return
-    if kind != "event":
-        raise typer.BadParameter(f"--kind is event or quarantine, not {kind!r}")
+    actions = _kind(kind)
     filters = _filters(
         source,
         vendor,
@@ -118,9 +136,12 @@ def dlq_list(
         None if state is LetterChoice.ALL else state.value,
     )
     with _engine().connect() as conn:
-        rows = dlq.find(conn, filters, limit)
+        rows = runs.find(conn, filters, limit) if actions else dlq.find(conn, filters, limit)
     if as_json:
         _print_json(rows)
+        return
+    if actions:
+        _print_dead_actions(rows)
         return
     print_table(
         console,
@@ -163,13 +184,30 @@ def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
         )
 
 
+def _print_dead_actions(rows: list[dict[str, Any]]) -> None:
+    print_table(
+        console,
+        ("run id", "rule", "action", "tries", "died at", "state"),
+        [
+            (r["id"], r["rule"], r["action_type"], str(r["attempts"]), when(r["died_at"]), r["state"])
+            for r in rows
+        ],
+        keep=("run id",),
+    )
+    for r in rows:
+        console.print(
+            f"{r['id']}  {r['error_class']}: {(r['error_message'] or '')[:ERROR_CHARS]}", highlight=False
+        )
+
+
 @dlq_cli.command("show")
-def dlq_show(event_id: EventId, as_json: JsonOpt = False) -> None:
+def dlq_show(event_id: EventId, kind: Kind = "events", as_json: JsonOpt = False) -> None:
     """One dead letter: the error, its traceback, every attempt and the raw request."""
+    actions = _kind(kind)
     with _engine().connect() as conn:
-        data = dlq.show(conn, event_id)
+        data = runs.show(conn, event_id) if actions else dlq.show(conn, event_id)
     if data is None:
-        err.print(f"[red]no dead letter {event_id}[/]")
+        err.print(f"[red]no {'action run' if actions else 'dead letter'} {event_id}[/]")
         raise typer.Exit(1)
     if as_json:
         _print_json(data)
@@ -244,15 +282,19 @@ def dlq_replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
     rate: Annotated[float | None, typer.Option(help="At most N replays per second.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    kind: Kind = "events",
     as_json: JsonOpt = False,
 ) -> None:
     """Replay dead letters: by id, or every one matching --where filters. Safe to interrupt and rerun."""
+    actions = _kind(kind)
     if not ids and not where:
         raise typer.BadParameter("name event ids, or --where with filters")
     filters = _filters(source, vendor, task, error_class, since, until, text) if where else None
     engine = _engine()
     with engine.connect() as conn:
-        targets = dlq.plan(conn, filters, ids or ())
+        targets = (
+            runs.plan(conn, filters, tuple(ids or ())) if actions else dlq.plan(conn, filters, ids or ())
+        )
     summary = {
         "planned": len(targets),
         "by_vendor": dict(Counter(v for _, v in targets)),
@@ -279,7 +321,14 @@ def dlq_replay(
 
     try:
         replayed, skipped = dlq.replay(
-            engine, targets, publish=publish, actor=_actor(), rate_per_s=rate, progress=progress
+            engine,
+            targets,
+            publish=(lambda moved: publish_actions(i for i, _ in moved)) if actions else publish,
+            actor=_actor(),
+            rate_per_s=rate,
+            progress=progress,
+            move=runs.replay_one if actions else dlq.replay_one,
+            audit_key="run_ids" if actions else "event_ids",
         )
     except KeyboardInterrupt:
         err.print(f"\ninterrupted after {done[0]} of {len(targets)}; run the same command to resume")

@@ -42,6 +42,7 @@ from ops.api_connections import connections_router
 from ops.api_errors import http_error
 from ops.oauth_web import create_oauth_app
 from ops.ui.app import create_ui
+from rules.loader import watch_configured
 
 log = structlog.get_logger()
 
@@ -87,6 +88,8 @@ class HookyardApp:
         timeout_s = settings.metrics.check_timeout_s
         self.sync_engine = make_engine(settings.database_url.get_secret_value(), connect_timeout_s=timeout_s)
         self.readiness = Readiness(self.sync_engine, lambda: probe(timeout_s), timeout_s)
+        rules = watch_configured(settings.config, settings.secrets_file, self.sources.keys())
+        self.rule_names = lambda: [] if rules is None else [r.name for r in rules.current().rules]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(machine_collector(settings.metrics.dir))
         self.registry.register(
@@ -100,7 +103,7 @@ class HookyardApp:
             )
         )
         self.flusher = Flusher(self.sync_engine, settings.monitor.counts_flush_s)
-        api = create_api(self.sync_engine, self.sources)
+        api = create_api(self.sync_engine, self.sources, rule_names=self.rule_names)
         api.include_router(connections_router(self.sync_engine, self.sources, settings))
         self.rest = Starlette(
             routes=[

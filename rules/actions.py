@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from connectors.standard_webhooks.verify import key as standard_webhooks_key
-from rules.constants import ACTIONS_GROUP
+from rules.constants import ACTIONS_GROUP, TAG_MAX_CHARS
 from schemas.errors import ConfigError
 from schemas.plugins import Plugins, implementing
 
@@ -91,10 +91,17 @@ class SlackPost(_Params):
     webhook_url: Secret[SecretStr | None] = None
     token: Secret[SecretStr | None] = None
     channel: str | None = None
+    api_url: str = "https://slack.com/api"  # where chat.postMessage lives (a test points it at a fake)
     text: Templated[str | None] = None
     blocks: Templated[list[dict[str, Any]] | None] = None  # Block Kit; every string in it is a template
 
     _check_url = field_validator("webhook_url")(_url)
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        _url(SecretStr(value))
+        return value
 
     @model_validator(mode="after")
     def _target(self) -> SlackPost:
@@ -129,10 +136,11 @@ class HttpPost(_Params):
 
 
 class SyncTrigger(_Params):
-    """Run a source's sync now, or fetch one object of it (`object` and its `id`)."""
+    """Run one of a source's sync streams now (`object` names the stream), or, with an `id`, fetch
+    that one object through the stream and store it as a sync would."""
 
     source: str
-    object: str | None = None
+    object: str
     id: Templated[str | None] = None
 
     @field_validator("source")
@@ -151,9 +159,9 @@ class SyncTrigger(_Params):
 
 
 class EventTag(_Params):
-    """Add tags to the stored event."""
+    """Add tags to the stored event (a tag that renders empty is left out)."""
 
-    tags: Templated[list[str]] = Field(min_length=1)
+    tags: Templated[list[Annotated[str, Field(max_length=TAG_MAX_CHARS)]]] = Field(min_length=1)
 
 
 SLACK_POST = BuiltIn("slack.post", SlackPost)

@@ -11,6 +11,7 @@ import hashlib
 import time
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from events.sources import expand
+from events.sources import environment, expand, rules_dir
 from rules.actions import SECRET, TEMPLATED, marked
 from rules.actions import registry as actions
-from rules.constants import RULE_FILES
+from rules.constants import ACTION_RETRY, RULE_FILES
 from rules.metrics import RELOADS
 from rules.model import ActionModel, RuleModel
 from rules.ruleset import Action, Debounce, Rule, RuleSet, Throttle, compile_tree
@@ -99,6 +100,9 @@ def load_rule(
         debounce=None
         if model.debounce is None
         else Debounce(_template(model.debounce.key, f"{where}: debounce.key"), model.debounce.wait),
+        retry=ACTION_RETRY
+        if model.retry is None
+        else replace(ACTION_RETRY, **model.retry.model_dump(exclude_none=True)),
     )
 
 
@@ -198,3 +202,14 @@ class RulesWatcher:
         RELOADS.labels(outcome="ok").inc()
         log.info("rules.reloaded", folder=str(self.folder), rules=len(rules))
         return True
+
+
+def watch_configured(
+    config: Path, secrets_file: Path | None, sources: Collection[str]
+) -> RulesWatcher | None:
+    """A watcher on the folder the sources file names (None when it names none). `${VAR}`s are read
+    again at each reload, so a secret added to the secrets file before a new rule is picked up."""
+    folder = rules_dir(config)
+    if folder is None:
+        return None
+    return RulesWatcher(folder, lambda f: load_rules(f, sources=sources, env=environment(secrets_file)))

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from connectors import registry as connectors
 from events.dlq import parse_duration
-from events.sources import NAME
+from events.sources import NAME, Retry
 from rules.actions import registry as actions
 from rules.conditions import OPERATORS, AllOf, AnyOf, Condition, Leaf, Not, operand
+from rules.constants import THROTTLE_MAX
 from rules.context import parse_path
 from schemas.errors import MalformedError
 
@@ -142,7 +143,7 @@ class ThrottleModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: str = ""
     per: float
-    max: int = Field(default=1, ge=1)
+    max: int = Field(default=1, ge=1, le=THROTTLE_MAX)
 
     _per = field_validator("per", mode="before")(_seconds)
 
@@ -182,6 +183,7 @@ class RuleModel(BaseModel):
     actions: list[ActionModel] = Field(min_length=1)
     throttle: ThrottleModel | None = None
     debounce: DebounceModel | None = None
+    retry: Retry | None = None  # max_attempts, base_s, cap_s: how this rule's actions are retried
 
     @field_validator("name")
     @classmethod
@@ -189,3 +191,9 @@ class RuleModel(BaseModel):
         if not NAME.match(value):
             raise ValueError("a rule name is lower-case letters, digits, '-' or '_', at most 63 characters")
         return value
+
+    @model_validator(mode="after")
+    def _one_gate(self) -> RuleModel:
+        if self.throttle is not None and self.debounce is not None:
+            raise ValueError("a rule takes a throttle or a debounce, not both")
+        return self

@@ -8,6 +8,7 @@ each matching rule becomes one `Match` with its parameters rendered; its idempot
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -16,14 +17,16 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from rules.actions import SECRET, marked
 from rules.conditions import Check, Condition
-from rules.constants import TYPE_CACHE_MAX
+from rules.constants import ACTION_RETRY, GATE_KEY_MAX, TYPE_CACHE_MAX
 from rules.context import Context, context
 from rules.templates import Template
 from rules.templates import variables as template_variables
 from schemas.envelope import Envelope
 from schemas.errors import PermanentError
 from schemas.records import Record
+from schemas.retry import RetryPolicy
 
 log = structlog.get_logger()
 
@@ -108,6 +111,7 @@ class Rule:
     actions: tuple[Action, ...]
     throttle: Throttle | None = None
     debounce: Debounce | None = None
+    retry: RetryPolicy = ACTION_RETRY  # how its actions are retried
 
     def handles(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, pattern) for pattern in self.types)
@@ -135,6 +139,7 @@ class Rule:
     def render(self, ctx: Context) -> list[Match]:
         """One Match per action, parameters rendered for this event."""
         variables = template_variables(ctx, self.name)
+        gate_key = self.gate_key(variables)
         matches = []
         for action in self.actions:
             try:
@@ -147,7 +152,7 @@ class Rule:
                     action=action.index,
                     error=str(exc),
                 )
-                matches.append(Match(ctx["id"], self, action, None, error=str(exc)))
+                matches.append(Match(ctx["id"], self, action, None, error=str(exc), gate_key=gate_key))
                 continue
             if missing:
                 log.warning(
@@ -157,8 +162,26 @@ class Rule:
                     action=action.index,
                     missing=list(missing),
                 )
-            matches.append(Match(ctx["id"], self, action, params, missing))
+            matches.append(Match(ctx["id"], self, action, params, missing, gate_key=gate_key))
         return matches
+
+    def gate_key(self, variables: Mapping[str, Any]) -> str | None:
+        """The rendered throttle (else debounce) key for one event; None when the rule has neither.
+
+        An empty template is one key for the whole rule. A key that cannot be rendered falls back to
+        that one key too: holding back too much beats letting a flood through. A key longer than
+        GATE_KEY_MAX characters is kept as its SHA-256."""
+        gate = self.throttle or self.debounce
+        if gate is None:
+            return None
+        try:
+            text = gate.key.render(variables).text
+        except PermanentError as exc:
+            log.warning("rules.gate_key_failed", rule=self.name, error=str(exc))
+            text = ""
+        if len(text) > GATE_KEY_MAX:
+            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return text
 
 
 @dataclass(frozen=True)
@@ -171,10 +194,18 @@ class Match:
     params: BaseModel | None  # rendered; None when rendering failed (`error` says why)
     missing: tuple[str, ...] = ()  # template fields that were missing and rendered empty
     error: str | None = None
+    gate_key: str | None = None  # the rule's rendered throttle / debounce key
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.event_id}:{self.rule.name}:{self.action.index}"
+
+    def stored_params(self) -> dict[str, Any] | None:
+        """The rendered parameters as JSON without the secrets (they stay in the rule and its env):
+        what an action run keeps, and what `hookyard rules test` shows."""
+        if self.params is None:
+            return None
+        return self.params.model_dump(mode="json", exclude=set(marked(type(self.params), SECRET)))
 
 
 @dataclass

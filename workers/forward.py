@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
@@ -14,9 +15,9 @@ from schemas.records import Record
 from schemas.retry import Verdict, classify_status, delay_from_headers
 
 
-def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Sequence[Record]) -> None:
-    """POST the envelope and its records; map the answer onto the error tree."""
-    body = {
+def event_body(envelope: Envelope, items: Sequence[Record]) -> dict[str, Any]:
+    """The event and its records as JSON: what a forward (or an `http.post` without a body) sends."""
+    return {
         "id": envelope.id,
         "source": envelope.source,
         "vendor": envelope.vendor,
@@ -26,6 +27,11 @@ def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Se
         "payload": envelope.payload,
         "records": [{"kind": r.kind, **r.data()} for r in items],
     }
+
+
+def forward(client: httpx.Client, target: Forward, envelope: Envelope, items: Sequence[Record]) -> None:
+    """POST the envelope and its records; map the answer onto the error tree."""
+    body = event_body(envelope, items)
     headers = {name: value.get_secret_value() for name, value in target.headers.items()}
     headers.update({"Idempotency-Key": envelope.id, "Hookyard-Event-Type": envelope.type})
     url = target.url.get_secret_value()

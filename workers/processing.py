@@ -15,14 +15,14 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
@@ -42,9 +42,11 @@ from events.db import (
 from events.queue import PROCESS_TASK
 from events.sources import Source
 from schemas.envelope import Envelope
-from schemas.errors import InvalidPayload, TransientError
+from schemas.errors import InvalidPayload
 from schemas.records import Record
-from schemas.retry import RetryPolicy, Verdict, classify
+from schemas.retry import RetryPolicy, Verdict
+from workers import leases
+from workers.automation import Automation
 from workers.forward import forward
 
 log = structlog.get_logger()
@@ -68,6 +70,7 @@ class Context:
     rand: Callable[[], float] = random.random
     clock: Callable[[], datetime] = utcnow
     fault_delay_s: float = 0.0
+    automation: Automation | None = None  # the rules, when the sources file names a folder of them
 
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
@@ -82,26 +85,11 @@ def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
 # The per-event statements are built once: building SQLAlchemy Core statements on every call cost
 # more CPU than running them (BENCHMARKS.md, worker profile).
 _TIME = events.c.available_at.type
-_CLAIM = (
-    update(events)
-    .where(events.c.id.in_(bindparam("b_ids", expanding=True)))
-    .where(
-        or_(
-            events.c.state == EventState.ACCEPTED,
-            and_(
-                events.c.state.in_((EventState.RETRY, EventState.PROCESSING)),
-                events.c.available_at <= bindparam("b_now", type_=_TIME),
-            ),
-        )
-    )
-    .values(
-        state=EventState.PROCESSING,
-        lease_token=bindparam("b_token"),
-        attempts=events.c.attempts + 1,
-        available_at=bindparam("b_expires", type_=_TIME),
-        relay_at=bindparam("b_expires", type_=_TIME),
-    )
-    .returning(*events.c)
+_CLAIM = leases.claim_statement(
+    events,
+    ready=(EventState.ACCEPTED,),
+    waiting=(EventState.RETRY, EventState.PROCESSING),
+    running=EventState.PROCESSING,
 )
 
 
@@ -129,10 +117,7 @@ def _upsert(dialect_name: str) -> Any:
 
 def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime, lease_s: float) -> list[Any]:
     """Take the lease on every claimable event among `event_ids` in one statement; their rows."""
-    expires = now + timedelta(seconds=lease_s)
-    rows = list(
-        conn.execute(_CLAIM, {"b_ids": list(event_ids), "b_now": now, "b_token": token, "b_expires": expires})
-    )
+    rows = list(conn.execute(_CLAIM, leases.claim_params(event_ids, token, now, lease_s)))
     for row in rows:
         if row.attempts > 1:
             _note_lost_attempt(conn, row, now)
@@ -177,15 +162,7 @@ def upsert_records(conn: Connection, items: Sequence[tuple[str, str, Record]]) -
 
 
 def _fence(conn: Connection, event_id: str, token: str, **values: Any) -> bool:
-    """Update the event only while our lease holds (the row lock also fences late claimers)."""
-    result = conn.execute(
-        update(events)
-        .where(
-            events.c.id == event_id, events.c.lease_token == token, events.c.state == EventState.PROCESSING
-        )
-        .values(lease_token=None, **values)
-    )
-    return result.rowcount == 1
+    return leases.fence(conn, events, event_id, token, EventState.PROCESSING, **values)
 
 
 _FINISH = (
@@ -232,33 +209,30 @@ def fail(
     rand: Callable[[], float],
 ) -> Outcome:
     """Record the failure; retry later when it is transient and attempts remain, else dead-letter."""
-    verdict = classify(error)
-    message = f"{type(error).__name__}: {error}"[:4000]
+    tried = row.attempts - row.attempts_before_replay  # a replay starts a fresh budget
+    step = leases.after_failure(error, policy, tried, now, rand)
     with engine.begin() as conn:
-        tried = row.attempts - row.attempts_before_replay  # a replay starts a fresh budget
-        if verdict is Verdict.RETRY and tried < policy.max_attempts:
-            hint = error.retry_after_s if isinstance(error, TransientError) else None
-            due = now + timedelta(seconds=hint if hint is not None else policy.backoff_s(tried, rand))
+        if step.due is not None:
             if not _fence(
                 conn,
                 row.id,
                 token,
                 state=EventState.RETRY,
-                available_at=due,
-                relay_at=due,
-                last_error=message,
+                available_at=step.due,
+                relay_at=step.due,
+                last_error=step.message,
             ):
                 conn.rollback()
                 return Outcome.LOST_LEASE
             conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.RETRY, error)])
             return Outcome.RETRY
-        if not _fence(conn, row.id, token, state=EventState.DEAD, last_error=message):
+        if not _fence(conn, row.id, token, state=EventState.DEAD, last_error=step.message):
             conn.rollback()
             return Outcome.LOST_LEASE
         conn.execute(insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DEAD, error)])
         _dead_letter(conn, row, error, now)
-        if verdict is Verdict.REAUTHORIZE:
-            flags.flag(conn, row.source, message, now)
+        if step.verdict is Verdict.REAUTHORIZE:
+            flags.flag(conn, row.source, step.message, now)
     return Outcome.DEAD
 
 
@@ -307,13 +281,13 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
         if ready and ctx.fault_delay_s:
             time.sleep(ctx.fault_delay_s)
         try:
-            outcomes.update(_finish(conn, ready, token, started, ctx.clock))
+            outcomes.update(_finish(conn, ready, token, started, ctx))
         except Exception as exc:
             if len(ready) > 1:
                 log.warning("event.batch_finish_failed", error=repr(exc), events=len(ready))
             for item in ready if len(ready) > 1 else ():
                 try:
-                    outcomes.update(_finish(conn, [item], token, started, ctx.clock))
+                    outcomes.update(_finish(conn, [item], token, started, ctx))
                 except Exception as alone:
                     failed.append((item[0], _own_fault(alone)))
             if len(ready) == 1:
@@ -369,13 +343,15 @@ def _finish(
     ready: Sequence[tuple[Any, list[Record]]],
     token: str,
     started: datetime,
-    clock: Callable[[], datetime],
+    ctx: Context,
 ) -> dict[str, Outcome]:
-    """One transaction: fence on our leases, upsert the records of those still ours, mark them done."""
+    """One transaction: fence on our leases, upsert the records of those still ours, record the
+    actions their rules set off, mark them done."""
     if not ready:
         return {}
+    recorded = None
     with conn.begin():
-        now = clock()
+        now = ctx.clock()
         done = finish(conn, [row.id for row, _ in ready], token, now)
         kept = [(row, items) for row, items in ready if row.id in done]
         upsert_records(conn, [(row.vendor, row.id, item) for row, items in kept for item in items])
@@ -383,6 +359,10 @@ def _finish(
             conn.execute(
                 insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DONE) for row, _ in kept]
             )
+            if ctx.automation is not None:
+                recorded = ctx.automation.record(conn, kept, now)
+    if recorded is not None and ctx.automation is not None:
+        ctx.automation.settle(recorded)
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))

@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import Engine, delete, select
 
 from events import dlq, syncs
-from events.db import EventState, attempts, dead_letters, events
+from events.db import EventState, action_runs, attempts, dead_letters, event_tags, events, rule_gates
 
 log = structlog.get_logger()
 MIN_PROCESSED_DAYS = 7
@@ -34,6 +34,8 @@ def _prune_events(engine: Engine, states: tuple[str, ...], cutoff: datetime, bat
                 return total
             conn.execute(delete(attempts).where(attempts.c.event_id.in_(ids)))
             conn.execute(delete(dead_letters).where(dead_letters.c.event_id.in_(ids)))
+            conn.execute(delete(action_runs).where(action_runs.c.event_id.in_(ids)))
+            conn.execute(delete(event_tags).where(event_tags.c.event_id.in_(ids)))
             conn.execute(delete(events).where(events.c.id.in_(ids)))
         total += len(ids)
 
@@ -42,7 +44,8 @@ def prune(
     engine: Engine, *, now: datetime, processed_days: float, dead_letter_days: float, batch: int = 1000
 ) -> dict[str, int]:
     """Dead letters go after `dead_letter_days` (their events stay, purged, for deduplication);
-    processed and purged events after `processed_days` (never under the 7-day retry horizon)."""
+    processed and purged events after `processed_days` (never under the 7-day retry horizon), with
+    their action runs and tags."""
     with engine.begin() as conn:
         purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days), now=now)
     cutoff = now - timedelta(days=max(processed_days, MIN_PROCESSED_DAYS))
@@ -56,5 +59,9 @@ def prune(
             runs_before=now - timedelta(days=processed_days),
             quarantine_before=now - timedelta(days=dead_letter_days),
         )
+    with engine.begin() as conn:  # throttle windows nobody has used since (their runs are gone too)
+        pruned["rule_gates"] = conn.execute(
+            delete(rule_gates).where(rule_gates.c.updated_at < cutoff)
+        ).rowcount
     log.info("retention.pruned", **pruned)
     return pruned

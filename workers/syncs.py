@@ -11,7 +11,7 @@ from celery import Task
 
 from connectors.tokens import TokenAuth
 from events.db import utcnow
-from events.queue import SYNC_SWEEP_TASK, SYNC_TASK, app, publish_sync
+from events.queue import SYNC_FETCH_TASK, SYNC_SWEEP_TASK, SYNC_TASK, app, publish_sync
 from events.refresh import auth_for
 from events.secretbox import load_box
 from events.settings import Settings, get_settings
@@ -83,6 +83,12 @@ def run_sync(
         slot = beat_slot((schedule or {}).get(stream, DEFAULT_SLOT_S), time.time())
     result = syncing.run(engine(), deps, source, stream, slot=slot, triggered_by=triggered_by, full=full)
     return str(result.status)
+
+
+@app.task(name=SYNC_FETCH_TASK, acks_late=True, reject_on_worker_lost=True)
+def fetch(source: str, stream: str, object_id: str) -> int:
+    """Read one object now (a rule's `sync.trigger` with an id) and store it as a sync would."""
+    return syncing.fetch_one(engine(), _deps(os.getpid()), source, stream, object_id).applied
 
 
 @app.task(name=SYNC_SWEEP_TASK)

@@ -22,12 +22,14 @@ from celery.signals import (
 from sqlalchemy import Engine
 
 from connectors import registry
+from connectors.http import make_http_client
 from events import metrics
 from events.counts import Flusher
 from events.db import make_engine, utcnow
 from events.log import configure_logging
 from events.multiprocess import mark_dead
 from events.queue import (
+    ACTION_TASK,
     MONITOR_TASK,
     PROCESS_TASK,
     PUBLISHED_AT,
@@ -37,9 +39,13 @@ from events.queue import (
     app,
     publish,
 )
+from events.runtime_flags import FlagCache
 from events.settings import get_settings
 from events.sources import load_sources
-from workers import monitor, processing
+from rules.loader import RulesWatcher, watch_configured
+from rules.ruleset import RuleSet
+from workers import actions, monitor, processing
+from workers.automation import Automation
 from workers.relay import relay as run_relay
 from workers.retention import prune
 
@@ -57,13 +63,44 @@ def engine() -> Engine:
 
 
 @cache
+def _rules(pid: int) -> RulesWatcher | None:
+    """This process's rules, reloaded when their files change (None: the sources file names none)."""
+    settings = get_settings()
+    sources = load_sources(settings.config, settings.secrets_file)
+    return watch_configured(settings.config, settings.secrets_file, sources.keys())
+
+
+def _current_rules() -> RuleSet:
+    watcher = _rules(os.getpid())
+    return RuleSet(()) if watcher is None else watcher.current()
+
+
+@cache
 def _context(pid: int) -> processing.Context:
     settings = get_settings()
+    automation = None
+    if _rules(pid) is not None:
+        automation = Automation(
+            _current_rules, FlagCache(settings.rules.flags_cache_s), relay_grace_s=settings.relay.grace_s
+        )
     return processing.Context(
         sources=load_sources(settings.config, settings.secrets_file),
         lease_s=settings.worker.lease_s,
         http=httpx.Client(timeout=10.0),
         fault_delay_s=settings.worker.fault_delay_s,
+        automation=automation,
+    )
+
+
+@cache
+def _actions_context(pid: int) -> actions.ActionContext:
+    settings = get_settings()
+    return actions.ActionContext(
+        rules=_current_rules,
+        lease_s=settings.worker.lease_s,
+        http=make_http_client(),
+        fault_delay_before_s=settings.worker.fault_delay_before_action_s,
+        fault_delay_after_s=settings.worker.fault_delay_after_action_s,
     )
 
 
@@ -90,6 +127,7 @@ def _init_process(**_: object) -> None:
     configure_logging(settings.log_format, settings.log_level)
     for source in _context(os.getpid()).sources.values():
         registry.get(source.connector)
+    _actions_context(os.getpid())
     with engine().connect():
         pass
     _start_flusher()
@@ -154,6 +192,13 @@ def _observe_queue_wait(request: Any, claimed_at: float, outcomes: Iterable[proc
     for outcome in outcomes:
         if outcome is not processing.Outcome.SKIPPED:
             histogram.observe(max(claimed_at - published, 0.0))
+
+
+@app.task(name=ACTION_TASK, acks_late=True, reject_on_worker_lost=True)
+def run_actions(run_ids: list[str]) -> list[str]:
+    """The runs claimed together, then run in turn: done ones stay done, a lost message is relayed."""
+    outcomes = actions.run_many(engine(), run_ids, _actions_context(os.getpid()))
+    return [str(outcomes[run_id]) for run_id in run_ids]
 
 
 @app.task(name=RELAY_TASK)

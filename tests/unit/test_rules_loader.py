@@ -201,8 +201,8 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert DOCS_EXAMPLE.read_text().strip() in (DOCS_EXAMPLE.parents[2] / "rules.md").read_text()
     rules = load_rules(DOCS_EXAMPLE.parent, sources={"shop"}, env=ENV)
     rule = rules.get("big-orders")
-    assert rule is not None and rule.mode == "shadow" and rule.throttle is not None
-    assert rule.throttle.per_s == 600
+    assert rule is not None and rule.enabled is False and rule.throttle is not None
+    assert (rule.throttle.per_s, rule.throttle.max) == (60, 30)
 
 
 def test_built_in_action_types_come_from_the_entry_point_group() -> None:
