@@ -36,9 +36,11 @@ from ops.cli_rules import load_configured, rules_cli
 from ops.cli_status import status
 from ops.cli_support import (
     CannotRun,
+    JsonOpt,
     check_port,
     finish_commands,
     hookyard_command,
+    print_json,
     wait_for_an_end,
     wait_until_up,
 )
@@ -67,7 +69,6 @@ cli.command("status")(status)
 console = Console()
 err_console = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 EventId = Annotated[str, typer.Argument(help="The event's id (events list shows it).", metavar="EVENT_ID")]
 
 DEV_HOST = "127.0.0.1"
@@ -441,7 +442,7 @@ def send(
                     raise typer.Exit(1) from None
                 results.append({"status": resp.status_code, "response": resp.json()})
     if as_json:
-        sys.stdout.write(orjson.dumps(results).decode() + "\n")
+        print_json(results)
     else:
         for r in results:
             console.print(f"{r['status']} {orjson.dumps(r['response']).decode()}")
@@ -466,7 +467,7 @@ def events_list(
     with open_database(get_settings()).connect() as conn:
         rows = [row_dict(r, exclude=("lease_token",)) for r in conn.execute(stmt)]
     if as_json:
-        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        print_json(rows)
         return
     print_table(
         console,
@@ -489,7 +490,7 @@ def events_show(event_id: EventId, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
     data = event_dict(row)
     if as_json:
-        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        print_json(data)
     else:
         console.print_json(orjson.dumps(data).decode())
 
@@ -499,7 +500,7 @@ def connectors_list(as_json: JsonOpt = False) -> None:
     """Connectors found through the `hookyard.connectors` entry points."""
     rows = [{"name": n, "package": registry.origin(n)} for n in registry.names()]
     if as_json:
-        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        print_json(rows)
         return
     print_table(
         console, ("connector", "package"), [(r["name"], r["package"]) for r in rows], keep=("connector",)

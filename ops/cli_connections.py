@@ -16,7 +16,8 @@ from events.log import configure_logging
 from events.secretbox import TOKEN_KEYS_VAR, new_key
 from events.settings import get_settings
 from events.sources import Source, load_sources
-from ops.cli_dlq import _actor, _engine, _print_json
+from ops.cli_dlq import _actor, _engine
+from ops.cli_support import JsonOpt, print_json
 from ops.tables import print_table, when
 
 connections_cli = typer.Typer(
@@ -25,7 +26,6 @@ connections_cli = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 SourceArg = Annotated[
     str, typer.Argument(metavar="SOURCE", help="A configured source with an [oauth] block.")
 ]
@@ -59,7 +59,7 @@ def connections_list(as_json: JsonOpt = False) -> None:
     with _engine().connect() as conn:
         rows = connections.listing(conn, sources)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     print_table(
         console,
@@ -92,7 +92,7 @@ def connections_connect(source: SourceArg, as_json: JsonOpt = False) -> None:
         err.print(f"[red]{exc.detail}[/]")
         raise typer.Exit(1) from None
     if as_json:
-        _print_json({"source": source, "url": started.url, "expires_at": started.expires_at.isoformat()})
+        print_json({"source": source, "url": started.url, "expires_at": started.expires_at.isoformat()})
         return
     until = when(started.expires_at.isoformat())
     console.print(f"Open this URL in a browser to connect [bold]{source}[/] (valid until {until} UTC):")
@@ -111,7 +111,7 @@ def connections_revoke(source: SourceArg, as_json: JsonOpt = False) -> None:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     said = {"revoked": "revoked at the vendor", "not_supported": "the vendor has no revocation endpoint"}
     vendor = said.get(result["vendor"], f"vendor revocation failed: {result['detail']}")
@@ -123,7 +123,7 @@ def connections_rekey(as_json: JsonOpt = False) -> None:
     """Reseal every stored token with the first key of HOOKYARD_TOKEN_KEYS (after a key rotation)."""
     counts = connections.rekey(_engine(), box_for(get_settings()), _actor())
     if as_json:
-        _print_json(counts)
+        print_json(counts)
         return
     console.print(f"resealed {counts['connections']} connection(s) and {counts['states']} pending install(s)")
 

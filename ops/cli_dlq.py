@@ -19,6 +19,7 @@ from events.queue import publish, publish_actions
 from events.settings import get_settings
 from events.sources import load_sources
 from ops import tokens
+from ops.cli_support import JsonOpt, print_json
 from ops.database import open_database
 from ops.tables import print_table, when
 from schemas.errors import HookyardError
@@ -30,7 +31,6 @@ console = Console()
 err = Console(stderr=True)
 ERROR_CHARS = 500  # of an error message in `dlq list`; `dlq show` has it all, traceback included
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Source = Annotated[str | None, typer.Option(help="Only this source.")]
 Vendor = Annotated[str | None, typer.Option(help="Only this vendor (connector).")]
 Task = Annotated[str | None, typer.Option(help="Only this task name.")]
@@ -91,10 +91,6 @@ def _filters(
     )
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data).decode() + "\n")
-
-
 def _engine() -> Any:
     return open_database(get_settings())
 
@@ -138,7 +134,7 @@ def dlq_list(
     with _engine().connect() as conn:
         rows = runs.find(conn, filters, limit) if actions else dlq.find(conn, filters, limit)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if actions:
         _print_dead_actions(rows)
@@ -164,7 +160,7 @@ def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
     with _engine().connect() as conn:
         rows = syncs.quarantined(conn, source=source, limit=limit)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     print_table(
         console,
@@ -210,7 +206,7 @@ def dlq_show(event_id: EventId, kind: Kind = "events", as_json: JsonOpt = False)
         err.print(f"[red]no {'action run' if actions else 'dead letter'} {event_id}[/]")
         raise typer.Exit(1)
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         console.print_json(orjson.dumps(data).decode())
 
@@ -242,7 +238,7 @@ def dlq_edit(
         err.print(f"[red]not saved:[/] {exc}")
         raise typer.Exit(1) from None
     if as_json:
-        _print_json(payload)
+        print_json(payload)
     else:
         console.print(f"[green]saved[/]; it validates. Replay it with: hookyard dlq replay {event_id}")
 
@@ -301,7 +297,7 @@ def dlq_replay(
         "first": [e for e, _ in targets[:10]],
     }
     if dry_run or not targets:
-        _print_json(summary) if as_json else console.print(
+        print_json(summary) if as_json else console.print(
             f"{len(targets)} dead letter(s) would be replayed: {summary['by_vendor']}"
         )
         return
@@ -334,7 +330,7 @@ def dlq_replay(
         err.print(f"\ninterrupted after {done[0]} of {len(targets)}; run the same command to resume")
         raise typer.Exit(130) from None
     result = {"replayed": replayed, "skipped": skipped}
-    _print_json(result) if as_json else console.print(
+    print_json(result) if as_json else console.print(
         f"replayed {replayed}; {skipped} were no longer dead (already replayed or done)"
     )
 
@@ -373,7 +369,7 @@ def dlq_purge(
     with engine.begin() as conn:
         purged = dlq.purge(conn, filters, age, now=utcnow())
         audit.record(conn, _actor(), "dlq.purge", None, {"purged": purged, "older_than": older_than})
-    _print_json({"purged": purged}) if as_json else console.print(f"purged {purged} dead letter(s)")
+    print_json({"purged": purged}) if as_json else console.print(f"purged {purged} dead letter(s)")
 
 
 @tokens_cli.command("create")
@@ -388,7 +384,7 @@ def tokens_create(
     with _engine().begin() as conn:
         token = tokens.create(conn, name, scope)
         audit.record(conn, _actor(), "tokens.create", name, {"scope": scope})
-    _print_json({"token": token, "name": name, "scope": scope}) if as_json else console.print(token)
+    print_json({"token": token, "name": name, "scope": scope}) if as_json else console.print(token)
 
 
 @tokens_cli.command("list")
@@ -397,7 +393,7 @@ def tokens_list(as_json: JsonOpt = False) -> None:
     with _engine().connect() as conn:
         rows = tokens.listing(conn)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     print_table(
         console,
@@ -429,7 +425,7 @@ def sources_list(as_json: JsonOpt = False) -> None:
     with _engine().connect() as conn:
         rows = flags.statuses(conn, load_sources(settings.config, settings.secrets_file))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     print_table(
         console,

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import getpass
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 
 from events import runtime_flags
 from events.settings import get_settings
 from ops.cli_rules import load_configured
+from ops.cli_support import JsonOpt, print_json
 from ops.database import open_database
 from ops.tables import print_table, when
 
 flags_cli = typer.Typer(help="Runtime flags: rules and sources on or off, audited.", no_args_is_help=True)
 console = Console()
 STATES = {"on": True, "off": False, "clear": None}
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data).decode() + "\n")
 
 
 def check_name(kind: str, name: str) -> None:
@@ -43,7 +36,7 @@ def flags_list(as_json: JsonOpt = False) -> None:
     with open_database(get_settings()).connect() as conn:
         rows = runtime_flags.listing(conn)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     print_table(
         console,
@@ -70,4 +63,4 @@ def flags_set(
     with open_database(get_settings()).begin() as conn:
         runtime_flags.put(conn, kind, name, STATES[state], f"cli:{getpass.getuser()}")
     result = {"kind": kind, "name": name, "enabled": STATES[state]}
-    _print_json(result) if as_json else console.print(f"{kind} {name}: {state}")
+    print_json(result) if as_json else console.print(f"{kind} {name}: {state}")

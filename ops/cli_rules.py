@@ -3,7 +3,6 @@ file names."""
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from events.db import utcnow
 from events.dlq import parse_duration, parse_value
 from events.settings import get_settings
 from events.sources import Source, environment, load_sources, rules_dir
-from ops.cli_support import CannotRun
+from ops.cli_support import CannotRun, JsonOpt, print_json
 from ops.database import open_database
 from ops.tables import print_table
 from rules import trial
@@ -32,7 +31,6 @@ rules_cli = typer.Typer(help="Automation rules: check, list, test, simulate.", n
 console = Console(soft_wrap=True)
 TABLE_ROOM = 48  # columns a rules table needs besides the name column
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DirOpt = Annotated[
     Path | None, typer.Option("--dir", help="Rules folder (default: rules_dir of the sources file).")
 ]
@@ -124,10 +122,6 @@ def _print_rules(rules: RuleSet) -> None:
         )
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data).decode() + "\n")
-
-
 @rules_cli.command("check")
 def rules_check(folder: DirOpt = None, as_json: JsonOpt = False) -> None:
     """Validate every rule file (exit 2 with one line on the first mistake); show the index."""
@@ -136,7 +130,7 @@ def rules_check(folder: DirOpt = None, as_json: JsonOpt = False) -> None:
     globs = [(pattern, r.name) for pattern, r in rules.globs]
     if as_json:
         index = {"exact": exact, "globs": [{"glob": g, "rule": name} for g, name in globs]}
-        _print_json({"folder": None if where is None else str(where), "rules": len(rules), "index": index})
+        print_json({"folder": None if where is None else str(where), "rules": len(rules), "index": index})
         return
     if where is None:
         console.print(f"no rules: {escape(str(get_settings().config))} sets no rules_dir")
@@ -158,7 +152,7 @@ def rules_list(folder: DirOpt = None, as_json: JsonOpt = False) -> None:
     _, rules = _load(folder)
     counts = _counts()
     if as_json:
-        _print_json([_row(r, counts) for r in rules.rules])
+        print_json([_row(r, counts) for r in rules.rules])
         return
     _print_rules(rules)
     if counts is not None and rules.rules:
@@ -220,7 +214,7 @@ def rules_test(
     rule = _rule(name, folder)
     result = trial.try_rule(rule, _event(event, sample, sets))
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     if "error" in result:
         console.print(f"[red]{escape(result['error'])}[/]")
@@ -259,7 +253,7 @@ def rules_simulate(
     end = None if until is None else until if until.tzinfo else until.replace(tzinfo=start.tzinfo)
     result = trial.simulate(_engine(), rule, since=start, until=end, sample=max(sample, 0))
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     console.print(
         f"rule {rule.name} over events since {result['since'][:19]}: scanned {result['scanned']}, "

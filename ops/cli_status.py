@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 
 from events.db import utcnow
 from events.settings import get_settings
 from events.sources import load_sources
+from ops.cli_support import print_json
 from ops.database import open_database
 from ops.tables import print_table, when
 
@@ -45,7 +44,7 @@ def status(
     finally:
         engine.dispose()
     if as_json:
-        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        print_json(data)
         return
     _print(data)
 

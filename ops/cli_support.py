@@ -11,14 +11,23 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+import orjson
+import typer
 from rich.console import Console
 
 from schemas.errors import HookyardError
 
 CONFIG_PARAM = "config"
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def print_json(data: Any) -> None:
+    """`--json` output: one JSON document on stdout, nothing else there."""
+    sys.stdout.write(orjson.dumps(data).decode() + "\n")
 
 
 class CannotRun(HookyardError):

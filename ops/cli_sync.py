@@ -21,7 +21,8 @@ from events.log import configure_logging
 from events.queue import publish_sync
 from events.settings import get_settings
 from events.sources import load_sources
-from ops.cli_dlq import _actor, _engine, _print_json
+from ops.cli_dlq import _actor, _engine
+from ops.cli_support import JsonOpt, print_json
 from ops.tables import print_table, when
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ sync_cli = typer.Typer(help="Scheduled syncs from vendor APIs: run, status, rewi
 console = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 SourceArg = Annotated[str, typer.Argument(help="A configured source with an API.")]
 StreamArg = Annotated[str, typer.Argument(help="One of its connector's streams (orders, tickets, …).")]
 NOT_RUN = ("busy", "duplicate", "flagged")  # workers.syncing.RunStatus values of a run that did not run
@@ -63,7 +63,7 @@ def sync_run(
     slot = slot or f"manual-{uuid.uuid4()}"
     if queue:
         publish_sync(source, stream, slot=slot, triggered_by="manual", full=full)
-        _print_json({"queued": True, "slot": slot}) if as_json else console.print(f"queued ({slot})")
+        print_json({"queued": True, "slot": slot}) if as_json else console.print(f"queued ({slot})")
         return
     with Progress(
         SpinnerColumn(),
@@ -92,7 +92,7 @@ def sync_run(
         "error": result.error,
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
     elif result.status in NOT_RUN:
         err.print(
             f"[yellow]not run ({result.status}):[/] {WHY_NOT.get(result.status, 'this slot already ran')}"
@@ -131,7 +131,7 @@ def sync_status(as_json: JsonOpt = False) -> None:
     with _engine().connect() as conn:
         rows = syncs.status(conn, sources, utcnow())
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = []
     for r in rows:
@@ -177,7 +177,7 @@ def sync_rewind(
         err.print(f"[red]refused:[/] {exc}")
         raise typer.Exit(1) from None
     if as_json:
-        _print_json(change)
+        print_json(change)
     else:
         console.print(
             f"{source}/{stream} rewound to {moment.isoformat()}; cursor now {change['cursor_after']}"
