@@ -21,7 +21,7 @@ from events.sources import load_sources
 from ops import tokens
 from ops.cli_support import JsonOpt, print_json
 from ops.database import open_database
-from ops.tables import print_table, when
+from ops.tables import print_table, print_with_notes, when
 from schemas.errors import HookyardError
 
 dlq_cli = typer.Typer(help="Dead letters: list, show, edit, replay, purge.", no_args_is_help=True)
@@ -139,21 +139,17 @@ def dlq_list(
     if actions:
         _print_dead_actions(rows)
         return
-    print_table(
+    print_with_notes(
         console,
         ("event id", "source", "type", "tries", "died at", "state"),
         [
             (r["event_id"], r["source"], r["type"], str(r["attempts"]), when(r["died_at"]), r["state"])
             for r in rows
         ],
+        [f"{r['event_id']}  {r['error_class']}: {r['error_message']}" for r in rows],
         keep=("event id",),
+        note_chars=ERROR_CHARS,
     )
-    if rows:
-        console.print()
-    for r in rows:  # errors wrap at the terminal's width, under the table, whole (up to ERROR_CHARS)
-        console.print(
-            f"{r['event_id']}  {r['error_class']}: {r['error_message'][:ERROR_CHARS]}", highlight=False
-        )
 
 
 def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
@@ -162,38 +158,35 @@ def _quarantine_list(source: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    print_table(
+    print_with_notes(
         console,
         ("source/stream", "item", "seen", "last seen"),
         [
             (f"{r['source']}/{r['stream']}", r["item_key"], str(r["seen"]), when(r["last_seen_at"]))
             for r in rows
         ],
+        [
+            f"{r['source']}/{r['stream']} {r['item_key']}  "
+            + "; ".join(f"{e['loc'] or '(item)'}: {e['msg']}" for e in r["errors"])
+            for r in rows
+        ],
         keep=("source/stream", "item"),
+        note_chars=ERROR_CHARS,
     )
-    if rows:
-        console.print()
-    for r in rows:  # the field errors under the table, whole
-        problems = "; ".join(f"{e['loc'] or '(item)'}: {e['msg']}" for e in r["errors"])
-        console.print(
-            f"{r['source']}/{r['stream']} {r['item_key']}  {problems}"[:ERROR_CHARS], highlight=False
-        )
 
 
 def _print_dead_actions(rows: list[dict[str, Any]]) -> None:
-    print_table(
+    print_with_notes(
         console,
         ("run id", "rule", "action", "tries", "died at", "state"),
         [
             (r["id"], r["rule"], r["action_type"], str(r["attempts"]), when(r["died_at"]), r["state"])
             for r in rows
         ],
+        [f"{r['id']}  {r['error_class']}: {r['error_message'] or ''}" for r in rows],
         keep=("run id",),
+        note_chars=ERROR_CHARS,
     )
-    for r in rows:
-        console.print(
-            f"{r['id']}  {r['error_class']}: {(r['error_message'] or '')[:ERROR_CHARS]}", highlight=False
-        )
 
 
 @dlq_cli.command("show")

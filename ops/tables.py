@@ -32,3 +32,21 @@ def print_table(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def print_with_notes(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    notes: Sequence[str],
+    *,
+    keep: Sequence[str] = (),
+    note_chars: int = 500,
+) -> None:
+    """A table, then one line per row that would not fit in a column (an error, field problems):
+    each starts with the row's id and wraps at the terminal's width, whole up to `note_chars`."""
+    print_table(console, headers, rows, keep=keep)
+    if notes:
+        console.print()
+    for note in notes:
+        console.print(note[:note_chars], highlight=False)
