@@ -98,6 +98,12 @@ SYNC_RECORDS = Counter(
     "Synced records and items by what became of them",
     ["source", "stream", "outcome"],  # outcome: applied | stale | quarantined | changed | covered
 )
+# event-driven fetches (events/fetches.py asks, workers/fetching.py runs)
+FETCHES = Counter(
+    "hookyard_fetches_total",
+    "Event-driven fetches of one object by outcome",
+    ["source", "stream", "outcome"],
+)  # outcome: scheduled | coalesced | skipped_stale | fetched | waiting_breaker | retry | failed
 
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(
@@ -134,6 +140,7 @@ PROCESS_METRICS = (
     OAUTH_INSTALLS,
     SYNC_RUNS,
     SYNC_RECORDS,
+    FETCHES,
     ALERTS,
     MONITOR_RUNS,
     UI_REJECTIONS,

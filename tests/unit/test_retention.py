@@ -67,7 +67,14 @@ def test_prunes_old_processed_and_old_dead_letters_only(engine: Engine) -> None:
     assert letters == {young_dead}
     # the old dead event was purged, and being over 30 days old it was then pruned as well
     assert old_dead not in states and states[young_dead] == "dead"
-    assert result == {"dead_letters": 1, "events": 2, "sync_runs": 0, "quarantine": 0, "rule_gates": 0}
+    assert result == {
+        "dead_letters": 1,
+        "events": 2,
+        "sync_runs": 0,
+        "quarantine": 0,
+        "object_fetches": 0,
+        "rule_gates": 0,
+    }
 
 
 def test_processed_events_outlive_the_longest_vendor_retry_horizon(engine: Engine) -> None:
