@@ -9,26 +9,24 @@ one, due when the source's coalescing window ends; every other ask within the wi
 **coalesced** into it (ten updates to one order, one fetch); an ask that arrives while the fetch
 runs makes it go once more after (its answer may predate the change). The idempotency key is
 (vendor, account = source, object, version): an ask announcing a version no newer than the one the
-last fetch read is **skipped**. Nothing here calls the vendor: after the commit `settle` sends each
-scheduled fetch to the fetch queue to run when due, and workers.fetching claims and runs the row (a
+last fetch read is **skipped**. Nothing here calls the vendor: after the commit processing sends
+each scheduled fetch to the fetch queue to run when due, and workers.fetching claims and runs the row (a
 lost message is the sweeper's to send again); a vendor outage only moves `due_at`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, case, delete, func, or_, select, update
 
 from connectors import registry
-from events import metrics
 from events.db import dialect_insert, object_fetches, text_limit
-from events.queue import publish_fetches
 from events.sources import Source
 from schemas.envelope import Envelope
 
@@ -47,7 +45,7 @@ class FetchState(StrEnum):
 class Asked(StrEnum):
     SCHEDULED = "scheduled"
     COALESCED = "coalesced"
-    SKIPPED = "skipped"
+    SKIPPED = "skipped_stale"
 
 
 @dataclass(frozen=True)
@@ -157,30 +155,6 @@ def request(conn: Connection, asks: Sequence[Ask], now: datetime) -> list[tuple[
     return taken
 
 
-Publish = Callable[[list[tuple[str, str, str, float]]], None]
-
-
-def settle(
-    asked: Sequence[tuple[Ask, Asked, datetime]], now: datetime, publish: Publish = publish_fetches
-) -> None:
-    """After the commit: count the asks and send the scheduled fetches (a failed send is the
-    sweeper's to make up)."""
-    due = []
-    for ask, outcome, due_at in asked:
-        metrics.FETCHES.labels(ask.source, ask.stream, ASK_OUTCOME[outcome]).inc()
-        if outcome is Asked.SCHEDULED:
-            due.append((ask.source, ask.stream, ask.object_id, (due_at - now).total_seconds()))
-    if not due:
-        return
-    try:
-        publish(due)
-    except Exception as exc:
-        log.warning("fetch.publish_failed", error=repr(exc), fetches=len(due), detail="the sweeper will")
-
-
-ASK_OUTCOME = {Asked.SCHEDULED: "scheduled", Asked.COALESCED: "coalesced", Asked.SKIPPED: "skipped_stale"}
-
-
 def _newest(held: datetime | None, announced: datetime | None) -> datetime | None:
     """The newer of two announced versions; unknown (None) when the newer ask told none."""
     if announced is None:
@@ -196,18 +170,17 @@ def counts(conn: Connection) -> dict[tuple[str, str], dict[str, int]]:
     budget, a subset of pending), running and failed."""
     c = object_fetches.c
     found: dict[tuple[str, str], dict[str, int]] = {}
+    waiting = func.sum(case((c.waits > 0, 1), else_=0))
     rows = conn.execute(
-        select(c.source, c.stream, c.state, (c.waits > 0).label("waiting"), func.count().label("n"))
+        select(c.source, c.stream, c.state, waiting.label("waiting"), func.count().label("n"))
         .where(c.state != FetchState.DONE)
-        .group_by(c.source, c.stream, c.state, c.waits > 0)
+        .group_by(c.source, c.stream, c.state)
     )
     for row in rows:
-        seen = found.setdefault(
-            (row.source, row.stream), dict.fromkeys(("pending", "waiting", "running", "failed"), 0)
-        )
-        seen[row.state] += row.n
-        if row.state == FetchState.PENDING and row.waiting:
-            seen["waiting"] += row.n
+        seen = found.setdefault((row.source, row.stream), dict(NO_FETCHES))
+        seen[row.state] = row.n
+        if row.state == FetchState.PENDING:
+            seen["waiting"] = int(row.waiting or 0)
     return found
 
 

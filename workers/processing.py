@@ -61,6 +61,9 @@ class Outcome(StrEnum):
     DEAD = "dead"
 
 
+PublishFetches = Callable[[list[tuple[str, str, str, float]]], None]
+
+
 @dataclass(frozen=True)
 class Context:
     """What processing needs besides the database: configuration, an HTTP client, randomness, time."""
@@ -72,7 +75,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     fault_delay_s: float = 0.0
     automation: Automation | None = None  # the rules, when the sources file names a folder of them
-    publish_fetches: fetches.Publish = publish_fetches  # sends the fetches events ask for
+    publish_fetches: PublishFetches = publish_fetches  # sends the fetches events ask for
 
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
@@ -321,6 +324,24 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
     return outcomes
 
 
+def _send_fetches(
+    asked: Sequence[tuple[fetches.Ask, fetches.Asked, datetime]], now: datetime, publish: PublishFetches
+) -> None:
+    """After the commit: count the asks and send the scheduled fetches, each to run when its window
+    ends (a failed send is the sweeper's to make up)."""
+    due = []
+    for ask, outcome, due_at in asked:
+        metrics.FETCHES.labels(ask.source, ask.stream, str(outcome)).inc()
+        if outcome is fetches.Asked.SCHEDULED:
+            due.append((ask.source, ask.stream, ask.object_id, (due_at - now).total_seconds()))
+    if not due:
+        return
+    try:
+        publish(due)
+    except Exception as exc:
+        log.warning("fetch.publish_failed", error=repr(exc), fetches=len(due), detail="the sweeper will")
+
+
 def _own_fault(error: BaseException) -> BaseException:
     """The database refused this event's own data (its records): no retry can change that."""
     if isinstance(error, DataError | IntegrityError):
@@ -379,7 +400,7 @@ def _finish(
                 recorded = ctx.automation.record(conn, kept, now)
     if recorded is not None and ctx.automation is not None:
         ctx.automation.settle(recorded)
-    fetches.settle(asked, now, ctx.publish_fetches)
+    _send_fetches(asked, now, ctx.publish_fetches)
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))
