@@ -19,6 +19,8 @@ from events import fetches, syncs
 from events.db import EventState, events, object_fetches, records
 from events.fetches import Asked
 from events.ids import new_event_id
+from events.queue import FETCH_QUEUE, hookyard_queues, sync_schedule
+from events.source_api import FetchConfig
 from events.sources import Source
 from schemas.envelope import Envelope
 from schemas.errors import CircuitOpen, ConfigError
@@ -370,3 +372,36 @@ def test_fetches_need_the_vendor_api(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"sources.src.fetch: fetches need the vendor API's base_url"):
         load(tmp_path, text)
+
+
+def test_the_readme_fetch_block_loads_as_written(tmp_path: Path) -> None:
+    """The README's `[sources.shop.fetch]` example is valid: orders of `order.*` events, a 10 s window;
+    without `window` it is 10 s, and 0s (no coalescing) is allowed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in readme.split("```toml\n")[1:] if b.startswith("[sources.shop.fetch]"))
+    text = source_text("shopify", "http://fake.test", name="shop") + block.split("```")[0]
+    fetch = load(tmp_path, text)["shop"].fetch
+    assert fetch == FetchConfig(streams=("orders",), types=("order.*",), window_s=10.0)
+    assert fetch.wants("order.updated", "orders") and not fetch.wants("customer.updated", "orders")
+    bare = load(tmp_path, source_text("zendesk", "http://fake.test") + FETCH.replace('window = "30s"\n', ""))
+    assert bare["src"].fetch is not None and bare["src"].fetch.window_s == 10.0
+    instant = load(tmp_path, source_text("zendesk", "http://fake.test") + FETCH.replace("30s", "0s"))
+    assert instant["src"].fetch is not None and instant["src"].fetch.window_s == 0.0
+
+
+def test_fetches_have_their_own_queue_and_the_sweeper_without_syncs(tmp_path: Path) -> None:
+    """Workers consume `hookyard.fetch`; a source that only fetches still gets beat's sweeper."""
+    assert FETCH_QUEUE in hookyard_queues(["zendesk"])
+    entries = sync_schedule(load(tmp_path, source_text("zendesk", "http://fake.test") + FETCH), 5.0)
+    assert list(entries) == ["sync-sweep"]
+
+
+def test_sync_status_prints_open_fetches_in_one_cell() -> None:
+    """`hookyard sync status` shows pending (of which waiting), running and failed fetches, or —."""
+    from ops.cli_sync import _fetches
+
+    assert (
+        _fetches({"pending": 3, "waiting": 2, "running": 0, "failed": 1})
+        == "3 pending (2 waiting) · 1 failed"
+    )
+    assert _fetches(dict(fetches.NO_FETCHES)) == "—"
