@@ -117,11 +117,7 @@ def _run(engine: Engine, deps: Deps, source: str, stream: str, object_id: str) -
         return _fail(engine, deps, key, claimed, exc)
     versions = [r.updated_at for r in page.records if r.updated_at is not None]
     read = max([*versions, *([wanted] if wanted else [])], default=None)
-    with engine.begin() as conn:
-        outcome = _finish(conn, deps, key, claimed, Outcome.FETCHED, read)
-        if outcome is Outcome.LOST_LEASE:
-            conn.rollback()
-            return outcome
+    with engine.begin() as conn:  # records first, then the row: the lock order processing takes
         counts = store_page(
             conn,
             vendor=configured.connector,
@@ -132,6 +128,10 @@ def _run(engine: Engine, deps: Deps, source: str, stream: str, object_id: str) -
             now=deps.clock(),
             whole=True,
         )
+        outcome = _finish(conn, deps, key, claimed, Outcome.FETCHED, read)
+        if outcome is Outcome.LOST_LEASE:
+            conn.rollback()
+            return outcome
     _count(key, outcome)
     log.info("fetch.done", outcome=str(outcome), requests=claimed.requests, **counts.values())
     return outcome

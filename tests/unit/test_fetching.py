@@ -405,3 +405,24 @@ def test_sync_status_prints_open_fetches_in_one_cell() -> None:
         == "3 pending (2 waiting) · 1 failed"
     )
     assert _fetches(dict(fetches.NO_FETCHES)) == "—"
+
+
+def test_a_fetch_whose_worker_died_is_sent_again_and_taken_over(
+    engine: Engine, desk: InProcessFake, tmp_path: Path, clock: FakeClock
+) -> None:
+    """A worker killed holding a fetch's lease: once the lease lapses the sweeper sends the fetch
+    again and the next worker takes it over; the dead worker's late finish changes nothing."""
+    deps = make_deps(desk, tmp_path, clock)
+    ask(engine, deps.sources, ticket_event(3, None), START)
+    clock.advance(30)
+    dead = fetching.claim(engine, deps, "src", "tickets", "3")
+    assert dead is not None and go(engine, deps) is Outcome.NOT_DUE
+    assert fetching.sweep(engine, now=clock.now, requeue_s=60) == []
+    clock.advance(deps.lease_s + 1)
+    assert fetching.sweep(engine, now=clock.now, requeue_s=60) == [("src", "tickets", "3")]
+    assert go(engine, deps) is Outcome.FETCHED
+    assert desk.control.endpoint(SHOW)["requests"] == 1
+    with engine.begin() as conn:
+        assert fetching._finish(conn, deps, ("src", "tickets", "3"), dead, Outcome.FETCHED, None) is (
+            Outcome.LOST_LEASE
+        )
