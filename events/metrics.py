@@ -98,12 +98,13 @@ SYNC_RECORDS = Counter(
     "Synced records and items by what became of them",
     ["source", "stream", "outcome"],  # outcome: applied | stale | quarantined | changed | covered
 )
-# event-driven fetches (events/fetches.py asks, workers/fetching.py runs)
+# event-driven fetches: asks (workers/processing.py) scheduled | coalesced | skipped_stale, runs
+# (workers/fetching.py) fetched | skipped_read | waiting_breaker | retry | failed
 FETCHES = Counter(
     "hookyard_fetches_total",
     "Event-driven fetches of one object by outcome",
     ["source", "stream", "outcome"],
-)  # outcome: scheduled | coalesced | skipped_stale | fetched | waiting_breaker | retry | failed
+)
 
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(

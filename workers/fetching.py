@@ -7,11 +7,11 @@ through its stream, store it as the API's copy, and say when (if ever) it goes a
 1. **Claim.** One conditional UPDATE leases the row if it is `pending` and due, or `running` under a
    lapsed lease (its worker died): a message early, late or twice finds nothing to do (`not_due`).
 2. **Skip.** The idempotency key (vendor, source, object, version): when every ask announced a
-   version and the last fetch already read it or a newer one, no call is made (`skipped_stale`).
+   version and the last fetch already read it or a newer one, no call is made (`skipped_read`).
 3. **Fetch** at real-time priority (the budget serves it before backfills), then ONE transaction:
-   fence on the lease, store the records (`whole`: at the same version the API's copy replaces a
-   webhook's), note the version read, and end the row `done` — or `pending` again, one window on,
-   when events asked while the call was in flight.
+   store the records (`whole`: at the same version the API's copy replaces a webhook's), fence on
+   the lease, note the version read, and end the row `done` — or `pending` again, one window on,
+   when events asked while the call was in flight for a version newer than it read (or none).
 4. **Fail.** The vendor's breaker open, or its budget saying wait: `pending` until the breaker's
    next probe (or the wait), no attempt used (`waiting_breaker`): an outage never fails a fetch.
    Another transient failure: backoff, attempts counted (`retry`), `failed` once they run out. A
@@ -46,7 +46,7 @@ MIN_WAIT_S = 1.0  # a breaker about to let its probe go: try again after this at
 
 class Outcome(StrEnum):
     FETCHED = "fetched"
-    SKIPPED = "skipped_stale"
+    SKIPPED = "skipped_read"  # every version asked for was read meanwhile: no call
     WAITING = "waiting_breaker"
     RETRY = "retry"
     FAILED = "failed"
@@ -164,7 +164,7 @@ def _finish(
     c = object_fetches.c
     now = deps.clock()
     row = conn.execute(
-        select(c.requests, c.fetched_version)
+        select(c.requests, c.fetched_version, c.wanted_version)
         .where(_key(*key), c.lease_token == claimed.token)
         .with_for_update()
     ).first()
@@ -172,8 +172,9 @@ def _finish(
         log.warning("fetch.lease_lost")
         return Outcome.LOST_LEASE
     known = [v for v in (version, row.fetched_version) if v is not None]
+    read = max(known, default=None)
     values: dict[str, Any] = {
-        "fetched_version": max(known, default=None),
+        "fetched_version": read,
         "lease_token": None,
         "lease_until": None,
         "attempts": 0,
@@ -181,7 +182,8 @@ def _finish(
         "last_error": None,
     }
     asked_since = row.requests - claimed.requests
-    if asked_since > 0:
+    covered = read is not None and row.wanted_version is not None and row.wanted_version <= read
+    if asked_since > 0 and not covered:  # an ask during the call may be newer than what was read
         window = deps.sources[key[0]].fetch if key[0] in deps.sources else None
         values |= {
             "state": FetchState.PENDING,

@@ -1,6 +1,6 @@
-"""Event-driven fetches on the real stack: PostgreSQL, Redis, a celery worker with beat, uvicorn,
-and the fake Zendesk API as its own process. Signed ticket webhooks go in; the worker reads each
-ticket whole from the fake and the fake's request counter says how often."""
+"""Event-driven fetches on the real stack (one per test): PostgreSQL, Redis, a celery worker with
+beat, uvicorn, and the fake Zendesk API as its own process. Signed ticket webhooks go in; the worker
+reads each ticket whole from the fake and the fake's request counter says how often."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,11 +21,9 @@ from sqlalchemy import select
 from connectors import registry
 from connectors.keys import breaker_key
 from events.db import events, object_fetches, records
-from tests.conftest import PG_ADMIN_URL
-from tests.fakes.process import RunningFake, start_fake
-from tests.integration.conftest import require_postgres
-from tests.integration.harness import Stack, postgres_database, wait_for
-from tests.integration.test_syncs import SHOP_SECRET, SYNC_ENV, metric, open_redis
+from tests.fakes.process import RunningFake
+from tests.integration.harness import Stack, wait_for
+from tests.integration.test_syncs import SHOP_SECRET, SYNC_ENV, metric
 from tests.sync_kit import source_text
 
 pytestmark = pytest.mark.integration
@@ -41,26 +40,20 @@ class System:
     redis: redis.Redis
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    require_postgres()
-    root = tmp_path_factory.mktemp("fetches")
-    url, client = open_redis(12)
-    desk = start_fake("zendesk", {"counts": {"tickets": 20}}, log_dir=root)
+@pytest.fixture
+def system(tmp_path: Path, pg_url: str, redis_url: str, fake_vendor: Any) -> Iterator[System]:
+    """The stack on its own database and Redis index, and the fake Zendesk as a process."""
+    desk = fake_vendor("zendesk", {"counts": {"tickets": 20}})
+    client = redis.Redis.from_url(redis_url)
+    stack = Stack(root=tmp_path, database_url=pg_url, broker_url=redis_url, secrets={}, env_extra=SYNC_ENV)
+    (tmp_path / "hookyard.toml").write_text(source_text("zendesk", desk.url, name="desk") + FETCH)
+    (tmp_path / "secrets.env").write_text("")
     try:
-        with postgres_database(PG_ADMIN_URL) as database:
-            stack = Stack(root=root, database_url=database, broker_url=url, secrets={}, env_extra=SYNC_ENV)
-            (root / "hookyard.toml").write_text(source_text("zendesk", desk.url, name="desk") + FETCH)
-            (root / "secrets.env").write_text("")
-            try:
-                stack.start_web()
-                stack.start_worker(beat=True)
-                yield System(stack, desk, client)
-            finally:
-                stack.close()
+        stack.start_web()
+        stack.start_worker(beat=True)
+        yield System(stack, desk, client)
     finally:
-        desk.stop()
-        client.flushdb()
+        stack.close()
         client.close()
 
 

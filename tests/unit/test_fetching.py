@@ -138,15 +138,19 @@ def test_a_version_already_fetched_is_skipped_and_a_newer_one_fetched(
     assert fetch_row(engine).state == "pending"
 
 
-def test_an_ask_during_the_call_makes_the_fetch_go_once_more(
-    engine: Engine, desk: InProcessFake, tmp_path: Path, clock: FakeClock
+@pytest.mark.parametrize("announced_s", [None, 0, 1])
+def test_an_ask_during_the_call_makes_the_fetch_go_once_more_unless_it_read_that_version(
+    engine: Engine, desk: InProcessFake, tmp_path: Path, clock: FakeClock, announced_s: int | None
 ) -> None:
     """An event about the ticket arriving while its fetch is in flight may be newer than the answer:
-    the row goes back to pending, one window on, instead of done."""
+    the row goes back to pending, one window on — unless it announced a version no newer than the
+    one the call read (then the fetch is done)."""
     configured = sources(desk, tmp_path)
+    read = datetime.fromtimestamp(truth_of(desk, 3)["updated"], UTC)
+    version = None if announced_s is None else read + timedelta(seconds=announced_s)
 
     def meanwhile(request: httpx.Request) -> httpx.Response:
-        ask(engine, configured, ticket_event(3, None), clock.now)
+        ask(engine, configured, ticket_event(3, version), clock.now)
         return desk.transport.handle_request(request)
 
     deps = make_deps(desk, tmp_path, clock, httpx.Client(transport=httpx.MockTransport(meanwhile)))
@@ -154,7 +158,10 @@ def test_an_ask_during_the_call_makes_the_fetch_go_once_more(
     clock.advance(30)
     assert go(engine, deps) is Outcome.FETCHED
     row = fetch_row(engine)
-    assert (row.state, row.requests, row.due_at) == ("pending", 1, clock.now + timedelta(seconds=30))
+    if announced_s == 0:
+        assert (row.state, row.requests, row.fetched_version) == ("done", 0, read)
+    else:
+        assert (row.state, row.requests, row.due_at) == ("pending", 1, clock.now + timedelta(seconds=30))
 
 
 def test_an_open_breaker_moves_the_fetch_to_its_next_probe_without_using_an_attempt(
