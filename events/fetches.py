@@ -7,11 +7,11 @@ their rows in `object_fetches`, written in the transaction that marks the event 
 One row per (source, stream, object id). An ask for an object with no fetch pending **schedules**
 one, due when the source's coalescing window ends; every other ask within the window is
 **coalesced** into it (ten updates to one order, one fetch); an ask that arrives while the fetch
-runs makes it go once more after (its answer may predate the change). The idempotency key is
+runs makes it go once more after, unless the call read that version. The idempotency key is
 (vendor, account = source, object, version): an ask announcing a version no newer than the one the
-last fetch read is **skipped**. Nothing here calls the vendor: after the commit processing sends
-each scheduled fetch to the fetch queue to run when due, and workers.fetching claims and runs the row (a
-lost message is the sweeper's to send again); a vendor outage only moves `due_at`.
+last fetch read is **skipped**. Nothing here calls the vendor: after the commit, processing sends
+each scheduled fetch to the fetch queue to run when due, and workers.fetching claims and runs the
+row (a lost message is the sweeper's to send again); a vendor outage only moves `due_at`.
 """
 
 from __future__ import annotations
