@@ -13,7 +13,8 @@ through its stream, store it as the API's copy, and say when (if ever) it goes a
    the lease, note the version read, and end the row `done` — or `pending` again, one window on,
    when events asked while the call was in flight for a version newer than it read (or none).
 4. **Fail.** The vendor's breaker open, or its budget saying wait: `pending` until the breaker's
-   next probe (or the wait), no attempt used (`waiting_breaker`): an outage never fails a fetch.
+   next probe (at most one open interval: while another caller probes, its answer comes within
+   one), or the wait; no attempt used (`waiting_breaker`): an outage never fails a fetch.
    Another transient failure: backoff, attempts counted (`retry`), `failed` once they run out. A
    refusal retrying cannot fix (404, 401/403: the source is flagged): `failed`. A failed row stays
    for operators (`sync status`); the next event about the object starts again.
@@ -210,6 +211,8 @@ def _fail(engine: Engine, deps: Deps, key: tuple[str, str, str], claimed: Claime
     if isinstance(exc, CircuitOpen | Throttled):
         outcome = Outcome.WAITING
         wait_s = max(hint if hint is not None else MIN_WAIT_S, MIN_WAIT_S)
+        if isinstance(exc, CircuitOpen):  # half-open: another caller's probe decides within an interval
+            wait_s = min(wait_s, max(deps.breaker_open_s, MIN_WAIT_S))
         values |= {
             "state": FetchState.PENDING,
             "due_at": now + timedelta(seconds=wait_s),

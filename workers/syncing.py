@@ -78,6 +78,7 @@ class Deps:
     client_for: Callable[[Source], VendorClient]
     lease_s: float = 120.0
     slice_s: float = 300.0
+    breaker_open_s: float = 30.0  # an open breaker's interval: a fetch looks again after at most this
     retry: RetryPolicy = SYNC_RETRY
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic

@@ -63,6 +63,7 @@ def make_deps(settings: Settings) -> syncing.Deps:
         ),
         lease_s=settings.sync.lease_s,
         slice_s=settings.sync.slice_s,
+        breaker_open_s=settings.sync.breaker_open_s,
     )
 
 

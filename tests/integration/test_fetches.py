@@ -41,8 +41,11 @@ class System:
 
 
 @pytest.fixture
-def system(tmp_path: Path, pg_url: str, redis_url: str, fake_vendor: Any) -> Iterator[System]:
-    """The stack on its own database and Redis index, and the fake Zendesk as a process."""
+def system(
+    tmp_path: Path, pg_url: str, redis_url: str, fake_vendor: Any, request: pytest.FixtureRequest
+) -> Iterator[System]:
+    """The stack on its own database and Redis index, and the fake Zendesk as a process; the
+    processes' logs are printed when the test fails."""
     desk = fake_vendor("zendesk", {"counts": {"tickets": 20}})
     client = redis.Redis.from_url(redis_url)
     stack = Stack(root=tmp_path, database_url=pg_url, broker_url=redis_url, secrets={}, env_extra=SYNC_ENV)
@@ -52,17 +55,12 @@ def system(tmp_path: Path, pg_url: str, redis_url: str, fake_vendor: Any) -> Ite
         stack.start_web()
         stack.start_worker(beat=True)
         yield System(stack, desk, client)
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(stack.logs())
     finally:
         stack.close()
         client.close()
-
-
-@pytest.fixture(autouse=True)
-def logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and "system" in request.fixturenames:
-        print(request.getfixturevalue("system").stack.logs())
 
 
 def send_ticket(stack: Stack, ticket: dict[str, Any]) -> str:

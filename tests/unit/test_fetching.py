@@ -169,7 +169,8 @@ def test_an_open_breaker_moves_the_fetch_to_its_next_probe_without_using_an_atte
 ) -> None:
     """While the vendor's breaker is open the fetch waits in the database until the next probe, as
     often as it takes, and no attempt is used; `sync status` shows it waiting; the sweeper sends it
-    when due, and it completes once the vendor is back."""
+    when due; while another caller holds the probe it looks again after one open interval, and it
+    completes once the vendor is back."""
     working = make_deps(desk, tmp_path, clock)
 
     def broken(source: Source) -> Any:
@@ -190,6 +191,14 @@ def test_an_open_breaker_moves_the_fetch_to_its_next_probe_without_using_an_atte
     assert status["fetches"] == {"pending": 1, "waiting": 1, "running": 0, "failed": 0}
     assert fetching.sweep(engine, now=clock.now, requeue_s=60) == [("src", "tickets", "3")]
     assert fetching.sweep(engine, now=clock.now, requeue_s=60) == []
+
+    def probing(source: Source) -> Any:
+        raise CircuitOpen("zendesk/src: circuit half_open, next probe in 60.0s", retry_after_s=60.0)
+
+    half_open = syncing.Deps(sources=working.sources, client_for=probing, clock=clock, breaker_open_s=5)
+    assert go(engine, half_open) is Outcome.WAITING
+    assert fetch_row(engine).due_at == clock.now + timedelta(seconds=5)  # not the probe's 60 s lease
+    clock.advance(5)
     assert go(engine, working) is Outcome.FETCHED
     assert (fetch_row(engine).state, fetch_row(engine).waits) == ("done", 0)
 
