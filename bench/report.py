@@ -150,7 +150,7 @@ def table(results: dict[str, Any]) -> str:
     ceil = results.get("loadgen_ceiling")
     if ceil:
         add(
-            f"load generator ceiling (bare ASGI, same requests, 64 conns): {ceil['ok_per_s']:,.0f} req/s "
+            f"wrk ceiling (bare ASGI, same requests, 64 conns): {ceil['ok_per_s']:,.0f} req/s "
             f"(cores: {_cores(ceil)})"
         )
     ing = results.get("ingress", {})
@@ -159,7 +159,7 @@ def table(results: dict[str, Any]) -> str:
         add("")
         add("INGRESS  signed Shopify orders/create, ~1.46 KB bodies, each delivery distinct")
         add(f"{'':24}{'hookyard':>40}{'baseline (FastAPI+.delay)':>40}{'ratio':>8}")
-        rows = [("saturation, 64 conns", hy.get("saturation"), bl.get("saturation"))]
+        rows = [("saturation (wrk, 64 conns)", hy.get("saturation"), bl.get("saturation"))]
         rows += [
             (f"offered {int(r):,}/s", hy.get("rates", {}).get(r), bl.get("rates", {}).get(r))
             for r in sorted(set(hy.get("rates", {})) | set(bl.get("rates", {})), key=int)
@@ -171,10 +171,12 @@ def table(results: dict[str, Any]) -> str:
             )
         add(f"{'':24}{'(2xx per s · p50/p99/p99.9 ms · errors + not sent in time)':>80}")
         for name, side in (("hookyard", hy), ("baseline", bl)):
-            p = (side.get("saturation") or {}).get("persisted")
+            s = side.get("saturation") or {}
+            p = s.get("persisted")
             if p:
                 add(
-                    f"  {name}: after saturation {p['answered_2xx']:,} answered 2xx → "
+                    f"  {name}: after saturation {p['answered_2xx']:,} answered 2xx "
+                    f"(+ ≤ {s.get('uncounted_max', 0)} in flight when wrk stopped) → "
                     + (
                         f"{p['rows']:,} rows committed, {p['published']:,} ids published "
                         f"(publisher drained {p['publish_drain_s']} s after the load)"
@@ -182,7 +184,6 @@ def table(results: dict[str, Any]) -> str:
                         else f"{p['messages']:,} messages in Redis, nothing stored"
                     )
                 )
-            s = side.get("saturation")
             if s:
                 add(f"  {name}: cores used at saturation: {_cores(s)}")
     wk = results.get("workers")
@@ -289,7 +290,7 @@ def _dev_table(dev: dict[str, Any]) -> str:
     for label, run in (("worker paused", alone), ("worker running", together)):
         sat, drain = run["ingress"], run["drain"]
         lines += [
-            f"  saturation, 64 conns, {label}: {_cell(sat)}; {sat['stored']:,} stored of "
+            f"  saturation (wrk, 64 conns), {label}: {_cell(sat)}; {sat['stored']:,} stored of "
             f"{sat['ok_total']:,} answered 2xx, {sat['done_during_load']:,} done meanwhile",
             f"    cores {_cores(sat)}",
             f"    then drained {_f(drain['per_s'])} events/s ({drain['backlog']:,} in {drain['seconds']} s, "
