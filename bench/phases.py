@@ -350,6 +350,7 @@ def end_to_end(
             },
             roles,
         )
+        backlog = http["ok"] - stack.count_done()  # events answered but not yet done as the load ends
         t0 = time.perf_counter()
         with contextlib.suppress(TimeoutError):  # unfinished events count with their age so far
             wait_for(
@@ -362,6 +363,7 @@ def end_to_end(
             "offered_per_s": rate,
             "seconds": seconds,
             "http": http,
+            "backlog_at_end": backlog,
             "drain_after_load_s": round(time.perf_counter() - t0, 2),
             "latency": stack.e2e_latency(),
             "states": stack.states(),
@@ -369,7 +371,8 @@ def end_to_end(
         lat = out["e2e"]["latency"]
         log(
             f"  e2e @ {rate}/s: received→processed p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
-            f"over {lat['events']} events ({lat['unfinished']} unfinished); http p99 {http['p99_ms']} ms"
+            f"over {lat['events']} events ({lat['unfinished']} unfinished); http p99 {http['p99_ms']} ms; "
+            f"backlog when the load stopped {backlog}"
         )
 
         stack.reset_data()
