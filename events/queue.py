@@ -53,11 +53,22 @@ def vendor_queue(vendor: str) -> str:
     return f"{QUEUE_PREFIX}{vendor}"
 
 
-def hookyard_queues(vendors: Iterable[str]) -> list[str]:
-    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events),
-    the rules' actions, maintenance and syncs."""
+def queue_groups(vendors: Iterable[str]) -> dict[str, list[str]]:
+    """Hookyard's queues in the groups a deployment gives workers of their own: `events` (one queue
+    per vendor and the internal source's alert events), the rules' `actions`, `sync` and `maintenance`
+    (relay, retention, monitor, sync sweeps)."""
     names = sorted({*vendors, INTERNAL_SOURCE})
-    return [vendor_queue(v) for v in names] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE, SYNC_QUEUE]
+    return {
+        "events": [vendor_queue(v) for v in names],
+        "actions": [ACTIONS_QUEUE],
+        "maintenance": [MAINTENANCE_QUEUE],
+        "sync": [SYNC_QUEUE],
+    }
+
+
+def hookyard_queues(vendors: Iterable[str]) -> list[str]:
+    """Every queue Hookyard's workers consume: every group's."""
+    return [name for group in queue_groups(vendors).values() for name in group]
 
 
 def quorum_queues(names: Iterable[str], settings: Settings) -> list[Queue]:

@@ -87,7 +87,7 @@ def test_the_events_of_a_dead_lettered_message_are_relayed_and_processed(rabbit_
     """Messages rejected into the dead-letter exchange carry only ids: their events stay unfinished
     in the database, the relay publishes them again and they are processed, each once."""
     rabbit_stack.start_web()
-    declaring = rabbit_stack.start_worker("--queues", MAINTENANCE_QUEUE, beat=False)  # the dead letters
+    declaring = rabbit_stack.start_worker("--group", "maintenance", beat=False)  # the dead letters
     ids = post_many(rabbit_stack, 12)
     assert len(ids) == 12
     rejected: list[str] = []

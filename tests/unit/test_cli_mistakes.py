@@ -134,6 +134,23 @@ def test_a_setting_that_cannot_work_stops_every_process_with_its_name(
         assert one_error_line(run(*args, cwd=tmp_path, **env)).startswith(expected)
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("--group", "vendors"),
+            "error: --group 'vendors': name one or more of events, actions, maintenance, sync",
+        ),
+        (("--group", "events", "--queues", "hookyard.sync"), "error: --queues and --group: give one of them"),
+    ],
+)
+def test_a_worker_told_an_unknown_queue_group_does_not_start(
+    tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    (tmp_path / "hookyard.toml").write_text(PROJECT)
+    assert one_error_line(run("worker", *args, cwd=tmp_path)) == expected
+
+
 @pytest.mark.parametrize("name", sorted(set(DB_COMMANDS) - {"dev"}) + ["sources list"])
 def test_outside_a_project_directory_is_one_line_and_creates_nothing(tmp_path: Path, name: str) -> None:
     """No sources file here and no database URL given: say where to run it, exit 2, no stray
