@@ -193,10 +193,10 @@ def _logging(**_: Any) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
-def publish(items: Iterable[tuple[str, str]]) -> int:
-    """Send (event_id, vendor) pairs to their vendor queues, up to `ids_per_message` ids a message,
-    over one connection; return how many ids were sent."""
-    per_message = get_settings().ids_per_message
+def publish(items: Iterable[tuple[str, str]], per_message: int | None = None) -> int:
+    """Send (event_id, vendor) pairs to their vendor queues, up to `per_message` (default
+    `ids_per_message`) ids a message, over one connection; return how many ids were sent."""
+    per_message = per_message or get_settings().ids_per_message
     by_vendor: dict[str, list[str]] = defaultdict(list)
     for event_id, vendor in items:
         by_vendor[vendor].append(event_id)
