@@ -115,6 +115,7 @@ def test_the_events_of_a_dead_lettered_message_are_relayed_and_processed(rabbit_
     rabbit_stack.wait_all_done(12)
     assert sorted(rabbit_stack.record_versions())[:12] == [1] * 12
     assert depth(rabbit_stack, DEAD_LETTER_QUEUE) == messages  # kept for the operator, not re-driven
+    assert rabbit_stack.cli("status")["queues"]["messages"][DEAD_LETTER_QUEUE] == messages
 
 
 def test_broker_connections_cut_under_load_lose_and_repeat_nothing(rabbit_stack: Stack) -> None:
