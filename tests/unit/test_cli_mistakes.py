@@ -142,9 +142,14 @@ def test_a_setting_that_cannot_work_stops_every_process_with_its_name(
             "error: --group 'vendors': name one or more of events, actions, maintenance, sync",
         ),
         (("--group", "events", "--queues", "hookyard.sync"), "error: --queues and --group: give one of them"),
+        (
+            ("--queues", "hookyard.sync,hookyard.typo"),
+            "error: --queues: 'hookyard.typo' is not a Hookyard queue (hookyard.<connector>, "
+            "hookyard.actions, hookyard.maintenance, hookyard.sync)",
+        ),
     ],
 )
-def test_a_worker_told_an_unknown_queue_group_does_not_start(
+def test_a_worker_told_an_unknown_queue_or_group_does_not_start(
     tmp_path: Path, args: tuple[str, ...], expected: str
 ) -> None:
     (tmp_path / "hookyard.toml").write_text(PROJECT)
