@@ -8,9 +8,12 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
 
 DATA_DIR = Path(".hookyard")
 IDS_PER_MESSAGE = 10  # event ids a broker message carries: fewer round trips, still spread over workers
@@ -35,6 +38,19 @@ class WorkerSettings(BaseModel):
     fault_delay_s: float = 0.0  # failure drills only: hold each lease this long before finishing
     fault_delay_before_action_s: float = 0.0  # failure drills only: claimed, not yet acted
     fault_delay_after_action_s: float = 0.0  # failure drills only: acted and recorded, task not acked
+
+
+class RabbitMQSettings(BaseModel):
+    """Only when the broker is RabbitMQ (`amqp://`, `amqps://`, `pyamqp://`); docs/operations.md."""
+
+    # None: quorum queues whenever the broker is RabbitMQ; false keeps classic queues (a broker that
+    # already has Hookyard's classic queues refuses a quorum redeclaration until they are deleted)
+    quorum_queues: bool | None = None
+    # redeliveries of one message (a worker killed mid-task each time) before it goes to the
+    # dead-letter exchange instead of looping; its events stay in the database and are relayed
+    delivery_limit: int = Field(default=10, ge=1)
+    dead_letter_max: int = Field(default=100_000, ge=1)  # kept in hookyard.dead-letters, oldest dropped
+    heartbeat_s: int = Field(default=60, ge=0)  # the workers' AMQP heartbeat; 0 turns it off
 
 
 class RulesSettings(BaseModel):
@@ -116,8 +132,42 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    rabbitmq: RabbitMQSettings = Field(default_factory=RabbitMQSettings)
+
+    @property
+    def on_rabbitmq(self) -> bool:
+        return is_rabbitmq(self.broker_url.get_secret_value())
+
+    @property
+    def quorum_queues(self) -> bool:
+        """Quorum queues with a dead-letter exchange: RabbitMQ's unless switched off."""
+        return self.on_rabbitmq and self.rabbitmq.quorum_queues is not False
+
+    @model_validator(mode="after")
+    def _quorum_needs_rabbitmq(self) -> Settings:
+        if self.rabbitmq.quorum_queues and not self.on_rabbitmq:
+            raise ValueError(
+                "HOOKYARD_RABBITMQ__QUORUM_QUEUES=true needs a RabbitMQ broker (HOOKYARD_BROKER_URL=amqp://…)"
+            )
+        return self
+
+
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def is_rabbitmq(broker_url: str) -> bool:
+    return urlsplit(broker_url).scheme in AMQP_SCHEMES
 
 
 @cache
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings; a value that cannot work is a ConfigError naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            raise ConfigError(message) from None
+        name = "HOOKYARD_" + "__".join(str(part) for part in err["loc"]).upper()
+        raise ConfigError(f"{name}: {message}") from None
