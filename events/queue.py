@@ -57,15 +57,14 @@ def vendor_queue(vendor: str) -> str:
 
 def queue_groups(vendors: Iterable[str]) -> dict[str, list[str]]:
     """Hookyard's queues in the groups a deployment gives workers of their own: `events` (one queue
-    per vendor and the internal source's alert events), the rules' `actions`, `sync`, `maintenance`
-    (relay, retention, monitor, sync sweeps) and the event-driven `fetch`es."""
+    per vendor and the internal source's alert events), the rules' `actions`, `sync` (runs and
+    event-driven fetches) and `maintenance` (relay, retention, monitor, sync sweeps)."""
     names = sorted({*vendors, INTERNAL_SOURCE})
     return {
         "events": [vendor_queue(v) for v in names],
         "actions": [ACTIONS_QUEUE],
         "maintenance": [MAINTENANCE_QUEUE],
-        "sync": [SYNC_QUEUE],
-        "fetch": [FETCH_QUEUE],
+        "sync": [SYNC_QUEUE, FETCH_QUEUE],  # fetches: their own queue, never behind queued runs
     }
 
 

@@ -19,7 +19,7 @@ from events import fetches, syncs
 from events.db import EventState, events, object_fetches, records
 from events.fetches import Asked
 from events.ids import new_event_id
-from events.queue import FETCH_QUEUE, hookyard_queues, sync_schedule
+from events.queue import FETCH_QUEUE, hookyard_queues, queue_groups, sync_schedule
 from events.source_api import FetchConfig
 from events.sources import Source
 from schemas.envelope import Envelope
@@ -406,8 +406,9 @@ def test_the_readme_fetch_block_loads_as_written(tmp_path: Path) -> None:
 
 
 def test_fetches_have_their_own_queue_and_the_sweeper_without_syncs(tmp_path: Path) -> None:
-    """Workers consume `hookyard.fetch`; a source that only fetches still gets beat's sweeper."""
-    assert FETCH_QUEUE in hookyard_queues(["zendesk"])
+    """The sync group's workers consume `hookyard.fetch`; a source that only fetches still gets beat's
+    sweeper."""
+    assert FETCH_QUEUE in queue_groups(["zendesk"])["sync"] and FETCH_QUEUE in hookyard_queues(["zendesk"])
     entries = sync_schedule(load(tmp_path, source_text("zendesk", "http://fake.test") + FETCH), 5.0)
     assert list(entries) == ["sync-sweep"]
 
