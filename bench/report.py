@@ -105,6 +105,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": worst["matching_us"] <= 50,
             }
         )
+    fetch = results.get("fetch")
+    if fetch:
+        out.append(
+            {
+                "target": f"{fetch['updates']:,}-update burst on {fetch['orders']} objects: "
+                f"≤ {fetch['orders']} fetches + 1 per window",
+                "value": f"{fetch['fetches']} fetches ({fetch['windows']} window(s)), "
+                f"settled in {fetch['settle_s']} s",
+                "pass": fetch["fetches"] <= fetch["goal"] and fetch["violations"] == 0,
+            }
+        )
     return out
 
 
@@ -269,6 +280,15 @@ def table(results: dict[str, Any]) -> str:
             f"{t['rules_5']['per_s']:,.0f} events/s ({t['rules_5']['action_runs']:,} runs) · "
             f"ratio {t['ratio'] * 100:.0f}%"
         )
+    fetch = results.get("fetch")
+    if fetch:
+        add("")
+        add(
+            f"FETCH  {fetch['updates']:,} webhooks on {fetch['orders']} orders in {fetch['burst_s']} s, "
+            f"window {fetch['window_s']:g} s: {fetch['fetches']} API fetches (goal ≤ {fetch['goal']}), "
+            f"settled {fetch['settle_s']} s after the first webhook"
+        )
+        add(f"  by outcome: {fetch['outcomes']}; fetch rows {fetch['fetch_rows']}")
     dev = results.get("dev")
     if dev:
         add("")

@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import text
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules")
+PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules", "fetch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,6 +228,11 @@ def main(argv: list[str] | None = None) -> None:
                 window_s=args.rules_window_s,
                 log=log,
             )
+        if "fetch" in only:
+            from bench import fetch
+
+            log(f"fetch: {fetch.UPDATES:,} webhooks on {fetch.ORDERS} orders, fetched from a fake Shopify")
+            results["fetch"] = fetch.run(stack, log=log)
     finally:
         sampler.stop()
         stack.close()

@@ -15,8 +15,14 @@ stream defines its shape; a stream given `None` starts from the beginning (a ful
 ends by itself has reached the present: its last page carries the cursor the next run starts from.
 
 Nothing here touches the database, the clock or Celery: a stream is tested against a fake vendor in
-process. `fetch` reads one object by id (event-driven fetches build on it); `rewind` is the cursor
-that makes the next run start at a given time.
+process. `fetch` reads one object by id; `rewind` is the cursor that makes the next run start at a
+given time.
+
+Event-driven fetches: a webhook that is thin (Stripe's thin events) or partial (Zendesk tickets,
+Klaviyo profiles) names an object the API can read whole. The connector declares how to find it as
+`Api.subjects`: a pure function of the stored event giving `Subject`s (stream, object id, and the
+version the event announces, its `updated_at`, when it tells one). Which of them a source fetches is
+its `[sources.X.fetch]` setting (events.source_api); workers.fetching coalesces and runs them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pydantic import BaseModel, ValidationError
 from connectors.budget import Priority
 from connectors.http import Hooks, VendorClient
 from connectors.payloads import json_hash
+from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload
 from schemas.records import Record
 
@@ -89,6 +96,16 @@ class Stream:
     fetch: Fetch | None = None  # one object by id, where the vendor has an endpoint for it
 
 
+@dataclass(frozen=True)
+class Subject:
+    """An object an event is about, which a stream's `fetch` can read whole."""
+
+    stream: str
+    object_id: str
+    version: datetime | None = None  # the object's `updated_at` the event announces; None: unknown
+
+
+Subjects = Callable[[Envelope], tuple[Subject, ...]]
 Credentials = Callable[[str, str | None], dict[str, str]]  # (token, user) → headers
 
 
@@ -100,6 +117,7 @@ class Api:
     streams: Mapping[str, Stream]
     hooks: Hooks = field(default_factory=Hooks)
     account: str = ""  # what a source's `account` is for this vendor; "" when it needs none
+    subjects: Subjects | None = None  # the objects an event is about (event-driven fetches); None: none
 
 
 def field_errors(exc: ValidationError | InvalidPayload) -> list[dict[str, str]]:

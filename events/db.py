@@ -326,6 +326,33 @@ quarantine = Table(
     Index("ix_quarantine_last_seen", "last_seen_at"),
 )
 
+# Event-driven fetches (workers.fetching): one row per object an event named, keyed like the object.
+# `pending` until `due_at` (the coalescing window, a backoff, or the breaker's next probe), `running`
+# under a lease, then `done` (or `failed`); `fetched_version` is the idempotency key's version: an
+# event announcing it (or older) asks for nothing. `requests` counts the asks since the last fetch.
+object_fetches = Table(
+    "object_fetches",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("stream", String(100), primary_key=True),
+    Column("object_id", String(200), primary_key=True),
+    Column("vendor", String(50), nullable=False),
+    Column("state", String(16), nullable=False),  # events.fetches.FetchState
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("first_asked_at", UTCDateTime, nullable=False),  # the first ask of this window
+    Column("wanted_version", UTCDateTime),  # the newest `updated_at` an event announced
+    Column("fetched_version", UTCDateTime),  # the `updated_at` the last fetch read
+    Column("fetched_at", UTCDateTime),
+    Column("lease_token", String(36)),
+    Column("lease_until", UTCDateTime),
+    Column("queued_at", UTCDateTime),  # a message was sent for `due_at`; the sweeper waits for it
+    Column("attempts", Integer, nullable=False, default=0),  # failures in a row (waits do not count)
+    Column("waits", Integer, nullable=False, default=0),  # breaker open or throttled since the last fetch
+    Column("last_error", Text),
+    Index("ix_object_fetches_due", "state", "due_at"),
+)
+
 # Operations (migration 0006): the monitor's state per source, counters per source and hour, secrets
 # the application makes for itself (the dashboard's session key).
 monitor_state = Table(

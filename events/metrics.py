@@ -98,6 +98,13 @@ SYNC_RECORDS = Counter(
     "Synced records and items by what became of them",
     ["source", "stream", "outcome"],  # outcome: applied | stale | quarantined | changed | covered
 )
+# event-driven fetches: asks (workers/processing.py) scheduled | coalesced | skipped_stale, runs
+# (workers/fetching.py) fetched | skipped_read | waiting_breaker | retry | failed
+FETCHES = Counter(
+    "hookyard_fetches_total",
+    "Event-driven fetches of one object by outcome",
+    ["source", "stream", "outcome"],
+)
 
 # operations (workers/monitor.py, events/alerts.py, ops/ui)
 ALERTS = Counter(
@@ -134,6 +141,7 @@ PROCESS_METRICS = (
     OAUTH_INSTALLS,
     SYNC_RUNS,
     SYNC_RECORDS,
+    FETCHES,
     ALERTS,
     MONITOR_RUNS,
     UI_REJECTIONS,

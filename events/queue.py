@@ -40,6 +40,8 @@ SYNC_QUEUE = "hookyard.sync"
 SYNC_TASK = "hookyard.sync.run"  # args: [source, stream]; kwargs: slot, triggered_by, full
 SYNC_SWEEP_TASK = "hookyard.sync.sweep"
 SYNC_FETCH_TASK = "hookyard.sync.fetch"  # args: [source, stream, object id]: one object, real-time
+FETCH_QUEUE = "hookyard.fetch"  # event-driven fetches: real-time, never behind a long sync run
+FETCH_TASK = "hookyard.fetch.run"  # args: [source, stream, object id]: its object_fetches row, once due
 MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
 # RabbitMQ with quorum queues: one topic exchange routes to every queue (what Celery's native delayed
@@ -55,14 +57,14 @@ def vendor_queue(vendor: str) -> str:
 
 def queue_groups(vendors: Iterable[str]) -> dict[str, list[str]]:
     """Hookyard's queues in the groups a deployment gives workers of their own: `events` (one queue
-    per vendor and the internal source's alert events), the rules' `actions`, `sync` and `maintenance`
-    (relay, retention, monitor, sync sweeps)."""
+    per vendor and the internal source's alert events), the rules' `actions`, `sync` (runs and
+    event-driven fetches) and `maintenance` (relay, retention, monitor, sync sweeps)."""
     names = sorted({*vendors, INTERNAL_SOURCE})
     return {
         "events": [vendor_queue(v) for v in names],
         "actions": [ACTIONS_QUEUE],
         "maintenance": [MAINTENANCE_QUEUE],
-        "sync": [SYNC_QUEUE],
+        "sync": [SYNC_QUEUE, FETCH_QUEUE],  # fetches: their own queue, never behind queued runs
     }
 
 
@@ -218,7 +220,8 @@ def publish(items: Iterable[tuple[str, str]], per_message: int | None = None) ->
 
 def sync_schedule(sources: Mapping[str, Source], sweep_interval_s: float) -> dict[str, Any]:
     """Beat entries for every stream a source keeps fresh (each expires after its interval, so a
-    backlog never replays stale schedules), and the sweeper that resumes runs that stopped early."""
+    backlog never replays stale schedules), and the sweeper that resumes runs that stopped early and
+    sends the event-driven fetches that are due (when any source has either)."""
     entries: dict[str, Any] = {
         f"sync:{source.name}:{stream}": {
             "task": SYNC_TASK,
@@ -230,7 +233,7 @@ def sync_schedule(sources: Mapping[str, Source], sweep_interval_s: float) -> dic
         for source in sources.values()
         for stream, interval_s in (source.sync or {}).items()
     }
-    if entries:
+    if entries or any(source.fetch is not None for source in sources.values()):
         entries["sync-sweep"] = {
             "task": SYNC_SWEEP_TASK,
             "schedule": sweep_interval_s,
@@ -247,6 +250,21 @@ def publish_sync(source: str, stream: str, *, slot: str, triggered_by: str, full
         kwargs={"slot": slot, "triggered_by": triggered_by, "full": full},
         queue=SYNC_QUEUE,
     )
+
+
+def publish_fetches(due: Iterable[tuple[str, str, str, float]]) -> None:
+    """Send (source, stream, object id, seconds until due) to the fetch queue, each to run when its
+    coalescing window ends (a short countdown; the row in the database is what counts: a message
+    early, late, twice or lost changes nothing, the sweeper sends what is due and unsent)."""
+    with app.producer_or_acquire() as producer:
+        for source, stream, object_id, countdown_s in due:
+            app.send_task(
+                FETCH_TASK,
+                args=[source, stream, object_id],
+                queue=FETCH_QUEUE,
+                countdown=max(countdown_s, 0.0) or None,
+                producer=producer,
+            )
 
 
 def publish_actions(run_ids: Iterable[str]) -> int:

@@ -14,6 +14,11 @@ validated when the sources file loads.
     orders = "5m"
     customers = "1h"
 
+    [sources.shop.fetch]                  # event-driven fetches (workers.fetching)
+    streams = ["orders"]                  # read whole, through these streams, the objects events name
+    types = ["order.*"]                   # optional: only events of these canonical types (globs)
+    window = "10s"                        # requests for one object within it make one fetch
+
 `base_url` and `token` go together; without them the block may hold the quota alone, and the source
 has no syncs. A source with `[sources.X.oauth]` gives `base_url` alone: its token is the connection's.
 A limit override is a window (`count` per `period_s`) or a bucket (`capacity`,
@@ -24,6 +29,7 @@ the file, the source and the field; `sources.py` expands `${VAR}` before this mo
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +42,8 @@ from events.dlq import parse_duration
 from schemas.errors import ConfigError, HookyardError
 
 MIN_INTERVAL_S = 1.0
+MAX_WINDOW_S = 3600.0  # a coalescing window longer than this holds data back for no gain
+DEFAULT_WINDOW_S = 10.0
 COST_LARGEST = 100.0  # the largest single debit of a cost window (a GA4 report costs about 10)
 
 
@@ -173,3 +181,54 @@ def load_sync(raw: Mapping[str, Any], connector: ConnectorSpec, where: str) -> d
             raise ConfigError(f"{where}.{name}: the interval must be at least {MIN_INTERVAL_S:g}s")
         schedule[name] = seconds
     return schedule
+
+
+class _FetchModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    streams: list[str] = Field(min_length=1)
+    types: list[str] = []
+    window: str = f"{DEFAULT_WINDOW_S:g}s"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """`[sources.X.fetch]`: which objects events name are read whole, and the coalescing window."""
+
+    streams: tuple[str, ...]
+    types: tuple[str, ...] = ()  # canonical event types (globs); () means every type
+    window_s: float = DEFAULT_WINDOW_S
+
+    def wants(self, event_type: str, stream: str) -> bool:
+        """Whether an event of this type asks for a fetch of an object of this stream."""
+        return stream in self.streams and (
+            not self.types or any(fnmatch.fnmatchcase(event_type, t) for t in self.types)
+        )
+
+
+def load_fetch(raw: Mapping[str, Any], connector: ConnectorSpec, api: SourceApi, where: str) -> FetchConfig:
+    """Validate `[sources.X.fetch]` against the connector's API and the source's access to it."""
+    try:
+        model = _FetchModel.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(where, exc) from None
+    if connector.api is None or connector.api.subjects is None:
+        raise ConfigError(f"{where}: connector {connector.name} names no objects in its events to fetch")
+    if api.access is None:
+        raise ConfigError(f"{where}: fetches need the vendor API's base_url and token in [api]")
+    fetchable = [name for name, stream in connector.api.streams.items() if stream.fetch is not None]
+    for name in model.streams:
+        if name not in fetchable:
+            raise ConfigError(
+                f"{where}.streams: {name!r} is not a stream of {connector.name} that reads one object "
+                f"(those are: {', '.join(fetchable)})"
+            )
+    for pattern in model.types:
+        if not pattern.strip():
+            raise ConfigError(f"{where}.types: an event type cannot be empty")
+    try:
+        window_s = parse_duration(model.window).total_seconds()
+    except HookyardError as exc:
+        raise ConfigError(f"{where}.window: {exc}") from None
+    if window_s > MAX_WINDOW_S:
+        raise ConfigError(f"{where}.window: at most {MAX_WINDOW_S:g}s")
+    return FetchConfig(tuple(dict.fromkeys(model.streams)), tuple(model.types), window_s)

@@ -17,8 +17,9 @@ headers and the forward URL are SecretStr: no repr, log line or error message sh
 A top-level `rules_dir = "rules"` names the folder of automation rules, relative to this file.
 `[sources.X.oauth]` connects the source to its vendor's API through OAuth (`events.oauth_config`);
 tokens are kept sealed, so such a source also needs HOOKYARD_TOKEN_KEYS (`events.secretbox`).
-`[sources.X.api]` and `[sources.X.sync]` (vendor API quota and credentials, streams to keep fresh) are
-read by `events.source_api`; a pull-only connector (GA4: `webhooks = False`) takes an API, no secrets.
+`[sources.X.api]`, `[sources.X.sync]` and `[sources.X.fetch]` (vendor API quota and credentials,
+streams to keep fresh, objects events name to read whole) are read by `events.source_api`; a
+pull-only connector (GA4: `webhooks = False`) takes an API, no secrets.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from connectors.base import ConnectorSpec, HeaderName, Options, config_error
 from connectors.internal import INTERNAL_SOURCE
 from events.oauth_config import OAuthConfig, load_oauth
 from events.secretbox import load_box
-from events.source_api import SourceApi, load_api, load_sync
+from events.source_api import FetchConfig, SourceApi, load_api, load_fetch, load_sync
 from events.targets import AnomalyConfig, SlaConfig
 from schemas.errors import ConfigError
 
@@ -113,6 +114,7 @@ class _SourceModel(BaseModel):
     anomaly: AnomalyConfig = AnomalyConfig()
     api: dict[str, Any] | None = None  # validated once its ${VAR}s are expanded (events.source_api)
     sync: dict[str, Any] | None = None
+    fetch: dict[str, Any] | None = None
 
 
 class _FileModel(BaseModel):
@@ -137,6 +139,7 @@ class Source:
     anomaly: AnomalyConfig = AnomalyConfig()
     api: SourceApi = SourceApi()  # events.source_api: its daily quota, and how syncs call it
     sync: dict[str, float] | None = None  # stream → interval (s) that beat keeps it fresh at
+    fetch: FetchConfig | None = None  # event-driven fetches: which streams, which types, the window
 
     def secret_values(self) -> list[str]:
         """The secrets in the clear, for the connector that verifies with them (rotation: any may match)."""
@@ -278,6 +281,7 @@ def load_sources(path: Path, secrets_file: Path | None = None) -> dict[str, Sour
             anomaly=src.anomaly,
             api=api,
             sync=None if src.sync is None else load_sync(src.sync, connector, f"{where}.sync"),
+            fetch=None if src.fetch is None else load_fetch(src.fetch, connector, api, f"{where}.fetch"),
         )
     return sources
 

@@ -5,6 +5,8 @@ and the quarantined items.
 *Lag* is how old the data may be: now minus the start of the last run that reached the present.
 *Coverage* is, of the records a run found new, the share a webhook had already delivered (the same or
 a newer version stored from an event); a drop means webhooks are being lost upstream.
+*Fetches* are the stream's event-driven fetches not done: pending (waiting: on the vendor's breaker or
+budget), running and failed (events.fetches).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, select, update
 
 from connectors import registry
-from events import audit
+from events import audit, fetches
 from events.db import quarantine, row_dict, sync_cursors, sync_runs
 from events.sources import Source
 from schemas.errors import ConfigError, HookyardError
@@ -37,19 +39,28 @@ def _run_dict(row: Any) -> dict[str, Any]:
 
 
 def streams(sources: Mapping[str, Source]) -> list[tuple[str, str, float | None]]:
-    """(source, stream, interval) of every stream a source keeps fresh."""
-    return [
+    """(source, stream, interval) of every stream a source keeps fresh, then those it only fetches."""
+    scheduled: list[tuple[str, str, float | None]] = [
         (source.name, stream, interval)
         for source in sources.values()
         for stream, interval in (source.sync or {}).items()
     ]
+    fetched = [
+        (source.name, stream, None)
+        for source in sources.values()
+        for stream in (source.fetch.streams if source.fetch else ())
+        if stream not in (source.sync or {})
+    ]
+    return scheduled + fetched
 
 
 def status(conn: Connection, sources: Mapping[str, Source], now: datetime) -> list[dict[str, Any]]:
     """Every scheduled stream, and every other one that has a cursor, with its state and last run."""
     cursors = {(r.source, r.stream): r for r in conn.execute(select(sync_cursors))}
+    waiting = fetches.counts(conn)
     wanted = streams(sources)
-    wanted += [(s, t, None) for s, t in sorted(cursors) if (s, t) not in {(a, b) for a, b, _ in wanted}]
+    known = {(a, b) for a, b, _ in wanted}
+    wanted += [(s, t, None) for s, t in sorted({*cursors, *waiting}) if (s, t) not in known]
     since = now - COVERAGE_WINDOW
     recent = {
         (r.source, r.stream): (r.covered or 0, r.changed or 0)
@@ -86,6 +97,7 @@ def status(conn: Connection, sources: Mapping[str, Source], now: datetime) -> li
                 "last_error": cursor.last_error if cursor else None,
                 "last_run": _run_dict(last) if last is not None else None,
                 "coverage_24h": coverage(*recent.get((source, stream), (0, 0))),
+                "fetches": waiting.get((source, stream), fetches.NO_FETCHES),
             }
         )
     return found

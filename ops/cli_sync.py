@@ -123,9 +123,17 @@ def _lag(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
+def _fetches(counts: dict[str, int]) -> str:
+    """Event-driven fetches not done: `3 pending (2 waiting) · 1 failed`, or —."""
+    parts = [f"{counts[name]} {name}" for name in ("pending", "running", "failed") if counts[name]]
+    if counts["waiting"]:
+        parts[0] += f" ({counts['waiting']} waiting)"
+    return " · ".join(parts) or "—"
+
+
 @sync_cli.command("status")
 def sync_status(as_json: JsonOpt = False) -> None:
-    """Every stream: cursor, lag, last run, coverage and last error."""
+    """Every stream: cursor, lag, last run, coverage, pending fetches and last error."""
     settings = get_settings()
     sources = load_sources(settings.config, settings.secrets_file)
     with _engine().connect() as conn:
@@ -144,13 +152,14 @@ def sync_status(as_json: JsonOpt = False) -> None:
                 _lag(r["lag_s"]),
                 _percent(last.get("coverage")),
                 _percent(r["coverage_24h"]),
+                _fetches(r["fetches"]),
                 orjson.dumps(r["cursor"]).decode() if r["cursor"] is not None else "—",
                 r["last_error"] or "",
             )
         )
     print_table(
         console,
-        ("stream", "state", "last run", "lag", "coverage", "24h", "cursor", "last error"),
+        ("stream", "state", "last run", "lag", "coverage", "24h", "fetches", "cursor", "last error"),
         table,
         keep=("stream",),
     )

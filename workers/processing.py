@@ -1,10 +1,11 @@
 """Process one stored event exactly once in effect.
 
 claim (lease + fencing token) → normalize through the connector → forward (if configured, with an
-Idempotency-Key) → in ONE transaction: check the token still holds, upsert the records, mark done,
-record the attempt. A second delivery of the same id finds the event leased or done and does nothing;
-a worker that dies mid-way leaves a lease that expires, and the relay re-drives the event. A failure
-is recorded and either waits for its retry in the database or becomes a dead letter.
+Idempotency-Key) → in ONE transaction: check the token still holds, upsert the records, ask for the
+fetches the source wants (events.fetches), mark done, record the attempt. A second delivery of the
+same id finds the event leased or done and does nothing; a worker that dies mid-way leaves a lease
+that expires, and the relay re-drives the event. A failure is recorded and either waits for its
+retry in the database or becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, not_, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from connectors import registry
-from events import flags, metrics
+from events import fetches, flags, metrics
 from events.db import (
     AttemptOutcome,
     EventState,
@@ -39,7 +40,7 @@ from events.db import (
     text_limit,
     utcnow,
 )
-from events.queue import PROCESS_TASK
+from events.queue import PROCESS_TASK, publish_fetches
 from events.sources import Source
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, WorkerLost
@@ -60,6 +61,9 @@ class Outcome(StrEnum):
     DEAD = "dead"
 
 
+PublishFetches = Callable[[list[tuple[str, str, str, float]]], None]
+
+
 @dataclass(frozen=True)
 class Context:
     """What processing needs besides the database: configuration, an HTTP client, randomness, time."""
@@ -71,6 +75,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     fault_delay_s: float = 0.0
     automation: Automation | None = None  # the rules, when the sources file names a folder of them
+    publish_fetches: PublishFetches = publish_fetches  # sends the fetches events ask for
 
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
@@ -93,10 +98,15 @@ _CLAIM = leases.claim_statement(
 )
 
 
+FETCH_RUN_PREFIX = "fetch:"  # the run_id of a record an event-driven fetch (or a rule's) wrote
+
+
 @cache
 def _upsert(dialect_name: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE for records; an older vendor timestamp never wins. Events and
-    syncs (workers/sync_store.py) share it; `run_id` says a sync wrote the row, `event_id` an event."""
+    syncs (workers/sync_store.py) share it; `run_id` says a sync wrote the row, `event_id` an event.
+    At the same timestamp a webhook does not replace what a fetch read: the API's copy of a version
+    is whole, a webhook's may be partial (and a fetch replaces a webhook's, workers.sync_store)."""
     stmt = dialect_insert(dialect_name)(records)
     return stmt.on_conflict_do_update(
         index_elements=["vendor", "kind", "external_id"],
@@ -110,7 +120,15 @@ def _upsert(dialect_name: str) -> Any:
         where=or_(
             records.c.updated_at.is_(None),
             stmt.excluded.updated_at.is_(None),
-            stmt.excluded.updated_at >= records.c.updated_at,
+            stmt.excluded.updated_at > records.c.updated_at,
+            and_(
+                stmt.excluded.updated_at == records.c.updated_at,
+                or_(
+                    stmt.excluded.event_id.is_(None),
+                    records.c.run_id.is_(None),
+                    not_(records.c.run_id.startswith(FETCH_RUN_PREFIX)),
+                ),
+            ),
         ),
     )
 
@@ -317,6 +335,24 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
     return outcomes
 
 
+def _send_fetches(
+    asked: Sequence[tuple[fetches.Ask, fetches.Asked, datetime]], now: datetime, publish: PublishFetches
+) -> None:
+    """After the commit: count the asks and send the scheduled fetches, each to run when its window
+    ends (a failed send is the sweeper's to make up)."""
+    due = []
+    for ask, outcome, due_at in asked:
+        metrics.FETCHES.labels(ask.source, ask.stream, str(outcome)).inc()
+        if outcome is fetches.Asked.SCHEDULED:
+            due.append((ask.source, ask.stream, ask.object_id, (due_at - now).total_seconds()))
+    if not due:
+        return
+    try:
+        publish(due)
+    except Exception as exc:
+        log.warning("fetch.publish_failed", error=repr(exc), fetches=len(due), detail="the sweeper will")
+
+
 def _run(
     conn: Connection,
     rows: Sequence[Any],
@@ -399,6 +435,7 @@ def _finish(
         done = finish(conn, [row.id for row, _ in ready], token, now)
         kept = [(row, items) for row, items in ready if row.id in done]
         upsert_records(conn, [(row.vendor, row.id, item) for row, items in kept for item in items])
+        asked = fetches.request(conn, [a for row, _ in kept for a in fetches.asks_of(row, ctx.sources)], now)
         if kept:
             conn.execute(
                 insert(attempts), [_attempt_row(row, started, now, AttemptOutcome.DONE) for row, _ in kept]
@@ -407,6 +444,7 @@ def _finish(
                 recorded = ctx.automation.record(conn, kept, now)
     if recorded is not None and ctx.automation is not None:
         ctx.automation.settle(recorded)
+    _send_fetches(asked, now, ctx.publish_fetches)
     for row, items in ready:
         if row.id in done:
             log.info("event.processed", event_id=row.id, source=row.source, type=row.type, records=len(items))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Engine, delete, select
 
-from events import counts, dlq, syncs
+from events import counts, dlq, fetches, syncs
 from events.db import EventState, action_runs, attempts, dead_letters, event_tags, events, rule_gates
 
 log = structlog.get_logger()
@@ -53,12 +53,13 @@ def prune(
         "dead_letters": purged,
         "events": _prune_events(engine, (EventState.DONE, EventState.PURGED), cutoff, batch),
     }
-    with engine.begin() as conn:  # sync history with processed events, quarantine with dead letters
+    with engine.begin() as conn:  # runs and fetches go with processed events, quarantine with dead letters
         pruned |= syncs.prune(
             conn,
             runs_before=now - timedelta(days=processed_days),
             quarantine_before=now - timedelta(days=dead_letter_days),
         )
+        pruned["object_fetches"] = fetches.prune(conn, before=now - timedelta(days=processed_days))
     with engine.begin() as conn:  # throttle windows nobody has used since (their runs are gone too)
         pruned["rule_gates"] = conn.execute(
             delete(rule_gates).where(rule_gates.c.updated_at < cutoff)

@@ -11,6 +11,10 @@ Each record is judged against the stored row before it is written:
 | newer                             | never                     | stale (and covered if a webhook wrote it) |
 | no `updated_at` on either side   | a webhook's copy is kept; a sync's when the data differ | as above |
 
+A fetch (`whole`: one object read because an event named it) is the API's whole copy of the object
+as it is now: at the same version, or with no `updated_at` to compare, it replaces a webhook's copy
+(which may be partial) when the data differ; it is counted like a sync's.
+
 *Coverage* is covered ÷ changed: of what the sync found new, the share webhooks had delivered first.
 The upsert's own guard (an older timestamp never wins) still holds if a webhook writes between the
 read and the write; `RETURNING` says which rows were really written, and a write the guard refused
@@ -88,7 +92,7 @@ def _stored(conn: Connection, vendor: str, keys: list[Key]) -> dict[Key, Any]:
     return found
 
 
-def judge(record: Record, row: Any, counts: Counts) -> bool:
+def judge(record: Record, row: Any, counts: Counts, *, whole: bool = False) -> bool:
     """Count the record against the stored row (see the table above); whether to write it."""
     if row is None:
         counts.changed += 1
@@ -98,7 +102,7 @@ def judge(record: Record, row: Any, counts: Counts) -> bool:
         if by_webhook:
             counts.changed += 1
             counts.covered += 1
-            return False
+            return whole and bool(row.data != record.data())
         differs = bool(row.data != record.data())
         counts.changed += differs
         return differs
@@ -110,16 +114,25 @@ def judge(record: Record, row: Any, counts: Counts) -> bool:
     if by_webhook:
         counts.changed += 1
         counts.covered += 1
-        return False
+        return whole and record.updated_at == row.updated_at and bool(row.data != record.data())
     same_second_change = bool(record.updated_at == row.updated_at and row.data != record.data())
     counts.changed += same_second_change
     return same_second_change
 
 
 def store_page(
-    conn: Connection, *, vendor: str, source: str, stream: str, run_id: str, page: Page, now: datetime
+    conn: Connection,
+    *,
+    vendor: str,
+    source: str,
+    stream: str,
+    run_id: str,
+    page: Page,
+    now: datetime,
+    whole: bool = False,
 ) -> Counts:
-    """Write one page's records and quarantined items; the counts for the run."""
+    """Write one page's records and quarantined items; the counts for the run. `whole`: the page is
+    one object a fetch read (see the table above)."""
     rejected = list(page.rejected)
     kept: list[Record] = []
     for record in page.records:
@@ -146,7 +159,7 @@ def store_page(
             "version": 1,
         }
         for key, record in latest.items()
-        if judge(record, stored.get(key), counts)
+        if judge(record, stored.get(key), counts, whole=whole)
     ]
     if writes:
         statement = _upsert(conn.dialect.name).returning(records.c.kind)

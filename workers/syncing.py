@@ -19,8 +19,8 @@
    cannot fix (`failed`: the next scheduled run starts again from the checkpoint; a 401/403 flags the
    source, and its syncs stop until an operator clears the flag). Never a Celery countdown.
 
-`fetch_one` reads and stores one object by id through the same store, outside any walk: the building
-block of event-driven fetches.
+`fetch_one` reads and stores one object by id through the same store, outside any walk; event-driven
+fetches (workers.fetching) read through the same `read_one`.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from events.db import dialect_insert, source_flags, sync_cursors, sync_runs, utc
 from events.sources import Source
 from schemas.errors import ConfigError, TransientError
 from schemas.retry import RetryPolicy, Verdict, classify
+from workers.processing import FETCH_RUN_PREFIX
 from workers.sync_store import Counts, store_page
 
 log = structlog.get_logger()
@@ -77,6 +78,7 @@ class Deps:
     client_for: Callable[[Source], VendorClient]
     lease_s: float = 120.0
     slice_s: float = 300.0
+    breaker_open_s: float = 30.0  # an open breaker's interval: a fetch looks again after at most this
     retry: RetryPolicy = SYNC_RETRY
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
@@ -439,21 +441,30 @@ def sweep(engine: Engine, *, now: datetime, requeue_s: float, send: Callable[[st
     return len(sent)
 
 
-def fetch_one(engine: Engine, deps: Deps, source_name: str, stream_name: str, object_id: str) -> Counts:
-    """Read one object through its stream's `fetch` and store it as a sync would (real-time priority);
-    the building block of event-driven fetches. It moves no cursor and needs no lease."""
+def read_one(deps: Deps, source_name: str, stream_name: str, object_id: str) -> tuple[Source, Page]:
+    """One object read through its stream's `fetch`, at real-time priority (ahead of backfills)."""
     source, stream = target(deps.sources, source_name, stream_name)
     if stream.fetch is None:
         raise ConfigError(f"{source.connector} {stream_name} has no single-object fetch")
-    page = stream.fetch(reader_for(source, deps.client_for(source), Priority.REALTIME), object_id)
-    run_id = f"fetch:{uuid.uuid4().hex[:24]}"
+    return source, stream.fetch(reader_for(source, deps.client_for(source), Priority.REALTIME), object_id)
+
+
+def fetch_run_id() -> str:
+    return f"{FETCH_RUN_PREFIX}{uuid.uuid4().hex[:24]}"
+
+
+def fetch_one(engine: Engine, deps: Deps, source_name: str, stream_name: str, object_id: str) -> Counts:
+    """Read one object now and store it as a sync would, as the API's whole copy (a rule's
+    `sync.trigger` with an id). It moves no cursor and needs no lease."""
+    source, page = read_one(deps, source_name, stream_name, object_id)
     with engine.begin() as conn:
         return store_page(
             conn,
             vendor=source.connector,
             source=source.name,
             stream=stream_name,
-            run_id=run_id,
+            run_id=fetch_run_id(),
             page=page,
             now=deps.clock(),
+            whole=True,
         )

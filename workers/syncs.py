@@ -1,4 +1,5 @@
-"""Celery tasks of the syncs: thin wrappers around workers.syncing (queue `hookyard.sync`)."""
+"""Celery tasks of the syncs: thin wrappers around workers.syncing (queue `hookyard.sync`) and
+workers.fetching (queue `hookyard.fetch`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ from celery import Task
 
 from connectors.tokens import TokenAuth
 from events.db import utcnow
-from events.queue import SYNC_FETCH_TASK, SYNC_SWEEP_TASK, SYNC_TASK, app, publish_sync
+from events.queue import (
+    FETCH_TASK,
+    SYNC_FETCH_TASK,
+    SYNC_SWEEP_TASK,
+    SYNC_TASK,
+    app,
+    publish_fetches,
+    publish_sync,
+)
 from events.refresh import auth_for
 from events.secretbox import load_box
 from events.settings import Settings, get_settings
 from events.sources import Source, environment, load_sources
-from workers import syncing
+from workers import fetching, syncing
 from workers.tasks import engine
 
 DEFAULT_SLOT_S = 60.0  # a beat slot's length when the stream has no interval of its own
@@ -54,6 +63,7 @@ def make_deps(settings: Settings) -> syncing.Deps:
         ),
         lease_s=settings.sync.lease_s,
         slice_s=settings.sync.slice_s,
+        breaker_open_s=settings.sync.breaker_open_s,
     )
 
 
@@ -91,9 +101,15 @@ def fetch(source: str, stream: str, object_id: str) -> int:
     return syncing.fetch_one(engine(), _deps(os.getpid()), source, stream, object_id).applied
 
 
+@app.task(name=FETCH_TASK, acks_late=True, reject_on_worker_lost=True)
+def fetch_object(source: str, stream: str, object_id: str) -> str:
+    """An event-driven fetch of one object, if its row is due (workers.fetching)."""
+    return str(fetching.run(engine(), _deps(os.getpid()), source, stream, object_id))
+
+
 @app.task(name=SYNC_SWEEP_TASK)
 def sweep() -> int:
-    """Send the runs due to go on (stopped early, or their worker died)."""
+    """Send the runs due to go on (stopped early, or their worker died) and the fetches that are due."""
     settings = get_settings()
 
     sources = _deps(os.getpid()).sources
@@ -102,4 +118,10 @@ def sweep() -> int:
         if source in sources:  # a source removed from the file keeps its cursor, and is not run
             publish_sync(source, stream, slot=slot, triggered_by="resume")
 
-    return syncing.sweep(engine(), now=utcnow(), requeue_s=settings.sync.requeue_s, send=send)
+    now = utcnow()
+    runs = syncing.sweep(engine(), now=now, requeue_s=settings.sync.requeue_s, send=send)
+    due = fetching.sweep(engine(), now=now, requeue_s=settings.sync.requeue_s)
+    publish_fetches(
+        (source, stream, object_id, 0.0) for source, stream, object_id in due if source in sources
+    )
+    return runs + len(due)

@@ -62,7 +62,7 @@ def parse(body: bytes, headers: Mapping[str, str], options: Options) -> Parsed:
     return Parsed(deliveries=list(deliveries.values()))
 
 
-def _included(payload: dict[str, Any], kind: str, wanted: str | None) -> dict[str, Any]:
+def included(payload: dict[str, Any], kind: str, wanted: str | None) -> dict[str, Any]:
     for resource in items(payload.get("included")):
         resource = obj(resource)
         if resource.get("type") == kind and (wanted is None or text(resource.get("id")) == wanted):
@@ -70,7 +70,7 @@ def _included(payload: dict[str, Any], kind: str, wanted: str | None) -> dict[st
     return {}
 
 
-def _related(event: dict[str, Any], kind: str) -> str | None:
+def related(event: dict[str, Any], kind: str) -> str | None:
     return text(obj(obj(obj(event.get("relationships")).get(kind)).get("data")).get("id"))
 
 
@@ -84,9 +84,9 @@ def normalize(envelope: Envelope) -> list[Record]:
         return []
     attributes = obj(event.get("attributes"))
     props = obj(attributes.get("event_properties"))
-    profile_id = _related(event, "profile")
-    person = obj(_included(payload, "profile", profile_id).get("attributes"))
-    metric = obj(_included(payload, "metric", _related(event, "metric")).get("attributes"))
+    profile_id = related(event, "profile")
+    person = obj(included(payload, "profile", profile_id).get("attributes"))
+    metric = obj(included(payload, "metric", related(event, "metric")).get("attributes"))
     name = topic.removeprefix(TOPIC_PREFIX)
     records: list[Record] = [
         MarketingEvent(

@@ -6,6 +6,8 @@ the next URL and `seen` (the newest time read); a finished walk leaves `{"since"
 `greater-or-equal`; profiles only the exclusive `greater-than`, so their bound starts a second early.
 Either way the boundary's records come again and upsert as no-ops. Every call sends the pinned
 `revision`. An event names its metric by id: the list carries no metric names (webhooks do).
+A webhook's subject is its profile (partial, or only named, in the item), at the `updated` the
+item's included profile shows, if any.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel
 
+from connectors.klaviyo.normalize import included, related
 from connectors.pagination import by_next_url, dig
-from connectors.streams import Api, Cursor, Page, Reader, Stream, convert, newest, read, stamp
+from connectors.payloads import obj, parse_time
+from connectors.streams import Api, Cursor, Page, Reader, Stream, Subject, convert, newest, read, stamp
+from schemas.envelope import Envelope
 from schemas.records import MarketingEvent, Profile, Record
 
 REVISION = "2026-10-15"
@@ -142,6 +147,15 @@ def fetch_profile(reader: Reader, profile_id: str) -> Page:
     return Page(records, rejected)
 
 
+def subjects(envelope: Envelope) -> tuple[Subject, ...]:
+    payload = obj(obj(envelope.payload).get("payload"))
+    profile_id = related(obj(payload.get("data")), "profile")
+    if profile_id is None:
+        return ()
+    person = obj(included(payload, "profile", profile_id).get("attributes"))
+    return (Subject("profiles", profile_id, parse_time(person.get("updated"))),)
+
+
 def since(moment: datetime) -> Cursor:
     return {"since": stamp(moment)}
 
@@ -161,4 +175,5 @@ API = Api(
         "events": Stream("events", walk=EVENTS.walk, rewind=since),
         "profiles": Stream("profiles", walk=PROFILES.walk, rewind=since, fetch=fetch_profile),
     },
+    subjects=subjects,
 )

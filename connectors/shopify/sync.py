@@ -8,7 +8,8 @@ of that second come again and upsert as no-ops.
 
 Each query is priced before it is sent (2 + first × node cost, Shopify's rule for connections) and
 that is what the points budget debits; the answer's actualQueryCost and throttleStatus settle it
-(connectors/shopify/client.py). Records carry `legacyResourceId`, the id webhooks use.
+(connectors/shopify/client.py). Records carry `legacyResourceId`, the id webhooks use, so an order
+or customer webhook's subject is that object at its `updated_at`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel
 
 from connectors.pagination import by_page_info, dig
+from connectors.payloads import obj, parse_time, text
 from connectors.shopify.client import ShopifyHooks
-from connectors.streams import Api, Cursor, Page, Reader, Stream, convert, newest, read, stamp
+from connectors.streams import Api, Cursor, Page, Reader, Stream, Subject, convert, newest, read, stamp
+from schemas.envelope import Envelope
 from schemas.records import Customer, Money, Order, Record
 
 API_VERSION = "2025-01"
@@ -144,6 +147,18 @@ class Collection:
         return Page(records, rejected)
 
 
+SUBJECT_STREAMS = {"order.": "orders", "customer.": "customers"}  # canonical type prefix → stream
+
+
+def subjects(envelope: Envelope) -> tuple[Subject, ...]:
+    data = obj(envelope.payload)
+    object_id = text(data.get("id"))
+    stream = next((s for prefix, s in SUBJECT_STREAMS.items() if envelope.type.startswith(prefix)), None)
+    if stream is None or object_id is None:
+        return ()
+    return (Subject(stream, object_id, parse_time(data.get("updated_at"))),)
+
+
 def since(moment: datetime) -> Cursor:
     return {"since": stamp(moment)}
 
@@ -160,4 +175,5 @@ API = Api(
     headers=lambda token, user: {"X-Shopify-Access-Token": token},
     hooks=ShopifyHooks(),
     streams={c.root: Stream(c.root, walk=c.walk, rewind=since, fetch=c.fetch) for c in (ORDERS, CUSTOMERS)},
+    subjects=subjects,
 )

@@ -7,6 +7,10 @@ with `starting_after` until `has_more` is false; the cursor keeps `since`, the l
 `top` (the newest `created` read). A finished walk leaves `{"since": top}`; the events of that second
 come again and upsert as no-ops. Events created during a walk are newer than its first page: the next
 run reads them. Stripe keeps events for 30 days; a first run reads all of them.
+
+A thin event (no `data.object`: it names its object in `related_object`) has itself as subject: the
+`events` stream fetches the full event by id, whose snapshot maps to records like any other. A
+snapshot event needs no fetch and names none.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from connectors.pagination import by_last_id, dig
-from connectors.streams import Api, Cursor, Page, Reader, Stream, convert, read
+from connectors.payloads import obj, parse_time, text
+from connectors.streams import Api, Cursor, Page, Reader, Stream, Subject, convert, read
 from connectors.stripe.client import StripeHooks
 from connectors.stripe.normalize import canonical_type, normalize
 from schemas.envelope import Envelope
@@ -84,6 +89,14 @@ def fetch(reader: Reader, event_id: str) -> Page:
     return Page(records, rejected)
 
 
+def subjects(envelope: Envelope) -> tuple[Subject, ...]:
+    event = obj(envelope.payload)
+    event_id = text(event.get("id"))
+    if event_id is None or obj(event.get("data")).get("object") is not None:
+        return ()
+    return (Subject("events", event_id, parse_time(event.get("created"))),)
+
+
 def rewind(moment: datetime) -> Cursor:
     return {"since": int(moment.timestamp())}
 
@@ -92,4 +105,5 @@ API = Api(
     headers=lambda token, user: {"Authorization": f"Bearer {token}"},
     hooks=StripeHooks(),
     streams={"events": Stream("events", walk=walk, rewind=rewind, fetch=fetch)},
+    subjects=subjects,
 )

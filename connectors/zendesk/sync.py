@@ -7,7 +7,8 @@ The export orders by `generated_timestamp` and holds back the last minute of cha
 during a walk is exported by a later one, and an `updated_at` older than one already stored is the
 out-of-order case the upsert keeps out. Export calls also debit the budget's `incremental` limit
 (10 a minute). A token with `user` (the agent's email) authenticates as Basic `user/token:TOKEN`;
-without one the token is an OAuth bearer.
+without one the token is an OAuth bearer. A ticket event's subject is its ticket (`detail`, or a
+trigger's `ticket`), at its `updated_at`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel
 
 from connectors.pagination import by_after_cursor, dig
-from connectors.streams import Api, Cursor, Page, Reader, Stream, convert, read
-from connectors.zendesk.normalize import ticket_record
+from connectors.payloads import obj, parse_time, text
+from connectors.streams import Api, Cursor, Page, Reader, Stream, Subject, convert, read
+from connectors.zendesk.normalize import TICKET_TYPES, ticket_record
+from schemas.envelope import Envelope
 from schemas.records import Record
 
 EXPORT = "/api/v2/incremental/tickets/cursor.json"
@@ -67,6 +70,15 @@ def fetch(reader: Reader, ticket_id: str) -> Page:
     return Page(records, rejected)
 
 
+def subjects(envelope: Envelope) -> tuple[Subject, ...]:
+    payload = obj(envelope.payload)
+    detail = obj(payload.get("detail")) or obj(payload.get("ticket"))
+    ticket_id = text(detail.get("id"))
+    if envelope.type not in TICKET_TYPES or ticket_id is None:
+        return ()
+    return (Subject("tickets", ticket_id, parse_time(detail.get("updated_at"))),)
+
+
 def rewind(moment: datetime) -> Cursor:
     return {"start_time": int(moment.timestamp())}
 
@@ -78,4 +90,8 @@ def headers(token: str, user: str | None) -> dict[str, str]:
     return {"Authorization": f"Basic {basic}"}
 
 
-API = Api(headers=headers, streams={"tickets": Stream("tickets", walk=walk, rewind=rewind, fetch=fetch)})
+API = Api(
+    headers=headers,
+    streams={"tickets": Stream("tickets", walk=walk, rewind=rewind, fetch=fetch)},
+    subjects=subjects,
+)

@@ -35,6 +35,7 @@ EXPECTED = {
     "hookyard_oauth_installs_total": ("counter", ("source", "step", "outcome")),
     "hookyard_sync_runs_total": ("counter", ("source", "stream", "status")),
     "hookyard_sync_records_total": ("counter", ("source", "stream", "outcome")),
+    "hookyard_fetches_total": ("counter", ("source", "stream", "outcome")),
     "hookyard_alerts_total": ("counter", ("source", "alert", "kind", "transition")),
     "hookyard_monitor_runs_total": ("counter", ("outcome",)),
     "hookyard_ui_rejections_total": ("counter", ("reason",)),

@@ -74,6 +74,7 @@ def test_prunes_old_processed_and_old_dead_letters_only(engine: Engine) -> None:
         "events": 2,
         "sync_runs": 0,
         "quarantine": 0,
+        "object_fetches": 0,
         "rule_gates": 0,
         "source_counts": 0,
     }
