@@ -145,7 +145,7 @@ def test_a_setting_that_cannot_work_stops_every_process_with_its_name(
         (
             ("--queues", "hookyard.sync,hookyard.typo"),
             "error: --queues: 'hookyard.typo' is not a Hookyard queue (hookyard.<connector>, "
-            "hookyard.actions, hookyard.maintenance, hookyard.sync)",
+            "hookyard.actions, hookyard.maintenance, hookyard.sync, hookyard.fetch)",
         ),
     ],
 )
