@@ -5,6 +5,7 @@ metrics directory (`HOOKYARD_METRICS__DIR`, default `.hookyard/metrics`):
 
     <dir>/web-<pid>-<host>/      `hookyard web` and its uvicorn workers
     <dir>/worker-<pid>-<host>/   `hookyard worker` and its prefork children (the relay runs there too)
+    <dir>/beat-<pid>-<host>/     `hookyard beat` (whether it leads)
 
 A launcher empties its own directory when it starts and removes the directories of launchers on the
 same host that are gone, so counters start from zero after a restart (Prometheus sees a reset), while
@@ -28,7 +29,7 @@ from prometheus_client import values
 from prometheus_client.multiprocess import mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_LAUNCHER_DIR = re.compile(r"(?P<kind>web|worker)-(?P<pid>\d+)-(?P<host>.+)")
+_LAUNCHER_DIR = re.compile(r"(?P<kind>web|worker|beat)-(?P<pid>\d+)-(?P<host>.+)")
 
 
 def process_dir() -> Path | None:

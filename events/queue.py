@@ -72,6 +72,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # task events on, so Flower and `celery events` see every task (a dead letter as failed)
         "worker_send_task_events": True,
         "task_send_sent_event": True,
+        # sends only while it holds the beat lease (any number of beats may run; one leads)
+        "beat_scheduler": "workers.beat:LeaderScheduler",
         "beat_schedule": {
             "relay": {
                 "task": RELAY_TASK,

@@ -9,8 +9,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
 
 DATA_DIR = Path(".hookyard")
 IDS_PER_MESSAGE = 10  # event ids a broker message carries: fewer round trips, still spread over workers
@@ -35,6 +37,12 @@ class WorkerSettings(BaseModel):
     fault_delay_s: float = 0.0  # failure drills only: hold each lease this long before finishing
     fault_delay_before_action_s: float = 0.0  # failure drills only: claimed, not yet acted
     fault_delay_after_action_s: float = 0.0  # failure drills only: acted and recorded, task not acked
+
+
+class BeatSettings(BaseModel):
+    # Any number of `hookyard beat` may run; the one holding this lease (a database row) sends. It
+    # renews every lease_s / 4; a standby takes over within 1.25 × lease_s of the leader's death.
+    lease_s: float = Field(default=20.0, ge=1.0, le=45.0)
 
 
 class RulesSettings(BaseModel):
@@ -107,6 +115,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    beat: BeatSettings = Field(default_factory=BeatSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
@@ -120,4 +129,10 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, checked: a bad value stops the command with one line naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        var = "HOOKYARD_" + "__".join(str(part).upper() for part in err["loc"])
+        raise ConfigError(f"{var}: {err['msg']}") from None

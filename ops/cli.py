@@ -27,7 +27,7 @@ from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
 from events.secretbox import TOKEN_KEYS_VAR, new_key
-from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
+from events.settings import EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_connections import connections_cli
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
@@ -242,7 +242,9 @@ def schedule_syncs(sources: Mapping[str, Source]) -> None:
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
-    beat: Annotated[bool, typer.Option("--beat", help="Embed the scheduler (one per system!).")] = False,
+    beat: Annotated[
+        bool, typer.Option("--beat", help="Embed the scheduler (it sends while it holds the beat lease).")
+    ] = False,
     pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
     metrics_port: Annotated[
         int | None,
@@ -276,31 +278,24 @@ def worker(
         "--without-mingle",
     ]
     if beat:
-        DATA_DIR.mkdir(exist_ok=True)
-        argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+        argv.append("--beat")
         schedule_syncs(configured)
     app.worker_main(argv)
 
 
 @cli.command()
 def beat() -> None:
-    """Run the scheduler (relay, syncs). Exactly one per system."""
+    """Run the scheduler (relay, monitor, retention, syncs). Run two or more: one leads, the others
+    stand by and take over within 1.25 × HOOKYARD_BEAT__LEASE_S."""
     configured = _configured()  # the tasks it schedules run on these sources: a bad config stops it here too
+    settings = get_settings()
+    open_database(settings, project=False).dispose()  # the lease lives there: reachable and migrated
+    prepare_process_dir(settings.metrics.dir, "beat")  # before any metric exists
+    configure_logging(settings.log_format, settings.log_level)
     from events.queue import app
 
     schedule_syncs(configured)
-    settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    DATA_DIR.mkdir(exist_ok=True)
-    argv = [
-        *_celery_quiet(),
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(DATA_DIR / "celerybeat-schedule"),
-    ]
-    app.start(argv)
+    app.start([*_celery_quiet(), "beat", "--loglevel", "INFO"])
 
 
 def _celery_quiet() -> list[str]:
