@@ -78,8 +78,14 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]  # Celery is untyped
             log.warning("beat.not_sent", entry=entry.name, reason="lease_lost")
             return
         self._looked = self.monotonic()
-        token = self.lease.term.token if self.lease.term else None
-        log.info("beat.sent", entry=entry.name, task=entry.task, token=token, holder=self.lease.holder)
+        log.info(
+            "beat.sent",
+            entry=entry.name,
+            task=entry.task,
+            last_run=runs[entry.name],
+            token=self.lease.term.token if self.lease.term else None,
+            holder=self.lease.holder,
+        )
         super().apply_entry(entry, producer)
 
     def close(self) -> None:
