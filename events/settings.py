@@ -29,6 +29,9 @@ class IngressSettings(BaseModel):
     writers: int = 2  # inbox transactions in flight at once
     max_pending: int = 20_000  # requests waiting for the inbox beyond this are shed with 429
     publish_linger_s: float = 0.02  # wait this long for more ids before a publish (batches them)
+    # SIGTERM: take no new connections, answer the requests in flight, then stop; a request still
+    # unanswered after this long is cut (it was not acknowledged: the vendor retries it)
+    shutdown_grace_s: int = Field(default=20, ge=1, le=600)
 
 
 class WorkerSettings(BaseModel):

@@ -222,6 +222,7 @@ def web(
         loop="auto",
         http=JsonErrorsProtocol,
         lifespan="on",
+        timeout_graceful_shutdown=settings.ingress.shutdown_grace_s,
     )
 
 

@@ -16,7 +16,7 @@ from events.refresh import auth_for
 from events.secretbox import load_box
 from events.settings import Settings, get_settings
 from events.sources import Source, environment, load_sources
-from workers import syncing
+from workers import stopping, syncing
 from workers.tasks import engine
 
 DEFAULT_SLOT_S = 60.0  # a beat slot's length when the stream has no interval of its own
@@ -54,6 +54,7 @@ def make_deps(settings: Settings) -> syncing.Deps:
         ),
         lease_s=settings.sync.lease_s,
         slice_s=settings.sync.slice_s,
+        stopping=stopping.requested,
     )
 
 

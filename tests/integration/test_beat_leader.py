@@ -9,7 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
+from events.db import leases
 from tests.integration.harness import Process, Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -77,3 +79,20 @@ def test_two_beats_one_leader_pause_and_kill(pg_stack: Stack) -> None:
             by_token.setdefault(line["token"], []).append(line["last_run"])
     assert sorted(by_token) == [1, 2, 3]
     assert max(by_token[1]) < min(by_token[2]) <= max(by_token[2]) < min(by_token[3])  # never two at once
+
+
+def test_sigterm_gives_the_lease_up_for_the_standby(pg_stack: Stack) -> None:
+    """With a 12 s lease (a look every 3 s), SIGTERM to the leader releases it: the standby leads before the lease the
+    leader last renewed would have run out."""
+    a = pg_stack.spawn("beat", "beat", HOOKYARD_BEAT__LEASE_S="12")
+    wait_for(lambda: sent(a), timeout=30, what="a sending")
+    b = pg_stack.spawn("beat", "beat", HOOKYARD_BEAT__LEASE_S="12")
+    wait_for(lambda: b"Starting" in b.log.read_bytes(), timeout=30, what="b started")
+    with pg_stack.engine.connect() as conn:
+        expires = conn.execute(select(leases.c.expires_at)).scalar_one()
+    a.kill(signal.SIGTERM)
+    assert a.popen.returncode == 0 and lines(a, "beat.leader_released")
+    wait_for(lambda: lines(b, "beat.leader_acquired"), timeout=60, what="b leading")
+    with pg_stack.engine.connect() as conn:
+        row = conn.execute(select(leases)).one()
+    assert row.token == 2 and row.acquired_at < expires
