@@ -105,7 +105,7 @@ class Lease:
         if self.term is None or self.term.token != term.token:
             log.info("beat.leader_acquired", lease=self.name, holder=self.holder, token=term.token)
             metrics.BEAT_LEADERSHIP.labels("acquired").inc()
-            metrics.BEAT_LEADING.set(1)
+            metrics.BEAT_LEADING.labels(self.name).set(1)
         self.term = term
         return term
 
@@ -155,13 +155,13 @@ class Lease:
             log.warning("beat.lease_unavailable", lease=self.name, error=repr(exc))
         log.info("beat.leader_released", lease=self.name, holder=self.holder, token=token)
         metrics.BEAT_LEADERSHIP.labels("released").inc()
-        metrics.BEAT_LEADING.set(0)
+        metrics.BEAT_LEADING.labels(self.name).set(0)
 
     def _lose(self) -> None:
         if self.term is not None:
             log.warning("beat.leader_lost", lease=self.name, holder=self.holder, token=self.term.token)
             metrics.BEAT_LEADERSHIP.labels("lost").inc()
-            metrics.BEAT_LEADING.set(0)
+            metrics.BEAT_LEADING.labels(self.name).set(0)
         self.term = None
 
 

@@ -115,7 +115,8 @@ UI_REJECTIONS = Counter(
 # beat leadership (events/leader.py)
 BEAT_LEADING = Gauge(
     "hookyard_beat_leading",
-    "1 while this beat holds the lease and sends the schedule (summed: beats leading on this machine)",
+    "1 while this process holds the lease and sends the schedule (summed over this machine's processes)",
+    ["lease"],
     multiprocess_mode="livesum",
 )
 BEAT_LEADERSHIP = Counter(

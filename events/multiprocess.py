@@ -58,6 +58,13 @@ def prepare_process_dir(base: Path, kind: str) -> Path:
     return own
 
 
+def own_files_in_child() -> None:
+    """A child that closed every descriptor it inherited (Celery's embedded beat process does) must
+    not touch its parent's metric files: the values it creates from now on open files of its own."""
+    if process_dir() is not None:
+        values.ValueClass = values.get_value_class()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -252,6 +252,10 @@ def worker(
         typer.Option(help="Serve this worker's metrics on this port (a machine without `hookyard web`)."),
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+    hostname: Annotated[
+        str | None,
+        typer.Option(help="Celery node name (default celery@HOST); each worker on a machine needs its own."),
+    ] = None,
 ) -> None:
     """Run a Celery worker on the vendor queues."""
     configured = _configured()  # refuse to start on a bad config, even with --queues
@@ -278,6 +282,8 @@ def worker(
         "--without-gossip",
         "--without-mingle",
     ]
+    if hostname:
+        argv += ["--hostname", hostname]
     if beat:
         argv.append("--beat")
         schedule_syncs(configured)

@@ -19,10 +19,11 @@ from typing import Any
 
 import structlog
 from celery.beat import ScheduleEntry, Scheduler
+from celery.signals import beat_embedded_init
 
 from events.db import make_engine
 from events.leader import BEAT, Lease, holder_id
-from events.multiprocess import mark_dead
+from events.multiprocess import mark_dead, own_files_in_child
 from events.settings import get_settings
 
 log = structlog.get_logger()
@@ -93,3 +94,10 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]  # Celery is untyped
         self.lease.release()
         mark_dead(os.getpid())
         super().close()
+
+
+@beat_embedded_init.connect
+def _embedded(**_: object) -> None:
+    """`worker --beat` runs beat in a child process that closes the descriptors it inherited, the
+    worker's metric files among them: the lease metrics get files of their own."""
+    own_files_in_child()

@@ -82,8 +82,8 @@ def test_two_beats_one_leader_pause_and_kill(pg_stack: Stack) -> None:
 
 
 def test_sigterm_gives_the_lease_up_for_the_standby(pg_stack: Stack) -> None:
-    """With a 12 s lease (a look every 3 s), SIGTERM to the leader releases it: the standby leads before the lease the
-    leader last renewed would have run out."""
+    """With a 12 s lease (a look every 3 s), SIGTERM to the leader releases it: the standby leads
+    before the lease the leader last renewed would have run out."""
     a = pg_stack.spawn("beat", "beat", HOOKYARD_BEAT__LEASE_S="12")
     wait_for(lambda: sent(a), timeout=30, what="a sending")
     b = pg_stack.spawn("beat", "beat", HOOKYARD_BEAT__LEASE_S="12")
