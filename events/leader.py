@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, case, or_, select, update
+from sqlalchemy import Connection, Engine, case, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from events import metrics
@@ -165,14 +165,20 @@ class Lease:
         self.term = None
 
 
-def current(engine: Engine, name: str = BEAT) -> dict[str, Any] | None:
-    """Who holds the lease, for `hookyard status`: holder, token, since, until (None: never taken)."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(leases.c.holder, leases.c.token, leases.c.acquired_at, leases.c.expires_at).where(
-                leases.c.name == name
-            )
-        ).first()
+def current(conn: Connection, now: datetime, name: str = BEAT) -> dict[str, Any] | None:
+    """Who holds the lease, for `hookyard status`: holder, token, since, until, and whether it is
+    live at `now` (None: never taken)."""
+    row = conn.execute(
+        select(leases.c.holder, leases.c.token, leases.c.acquired_at, leases.c.expires_at).where(
+            leases.c.name == name
+        )
+    ).first()
     if row is None:
         return None
-    return {"holder": row.holder, "token": row.token, "since": row.acquired_at, "until": row.expires_at}
+    return {
+        "holder": row.holder,
+        "token": row.token,
+        "since": row.acquired_at.isoformat(),
+        "until": row.expires_at.isoformat(),
+        "live": row.expires_at > now,
+    }

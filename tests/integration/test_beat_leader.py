@@ -96,3 +96,9 @@ def test_sigterm_gives_the_lease_up_for_the_standby(pg_stack: Stack) -> None:
     with pg_stack.engine.connect() as conn:
         row = conn.execute(select(leases)).one()
     assert row.token == 2 and row.acquired_at < expires
+    beat = pg_stack.cli("status")["beat"]  # who leads, for operators
+    assert (beat["token"], beat["live"], beat["holder"]) == (
+        2,
+        True,
+        lines(b, "beat.leader_acquired")[0]["holder"],
+    )

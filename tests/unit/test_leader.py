@@ -61,7 +61,14 @@ def test_one_holder_at_a_time_and_a_new_token_for_each_term(engine: Engine) -> N
     assert taken is not None and taken.token == 2
     assert a.fence({"relay": 1.0}) is False  # a paused leader wakes up: nothing is sent
     assert a.hold() is None and a.term is None
-    assert current(engine) == {"holder": "b", "token": 2, "since": clock.now, "until": taken.expires_at}
+    with engine.connect() as conn:
+        assert current(conn, clock.now) == {
+            "holder": "b",
+            "token": 2,
+            "since": clock.now.isoformat(),
+            "until": taken.expires_at.isoformat(),
+            "live": True,
+        }
 
 
 def test_fence_renews_and_records_last_runs_for_the_next_term(engine: Engine) -> None:
