@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install dev test unit integration lint bench clean
 
@@ -36,7 +37,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 bench: $(VENV)/.bench-installed  ## the benchmark on real PostgreSQL + Redis (see BENCHMARKS.md); not in CI
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)  # e.g. make bench BENCH_ARGS="--only scale"
 
 clean:
 	rm -rf $(VENV) .hookyard .pytest_cache
