@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from connectors.usage import CALLS, HOUR_S, Tally
 from events.db import dialect_insert, source_counts
@@ -121,6 +121,11 @@ def hourly(conn: Connection, name: str, hours: Iterable[datetime]) -> dict[tuple
     )
     keep = set(wanted)
     return {(s, h): int(n) for s, h, n in conn.execute(stmt) if h in keep}
+
+
+def prune(conn: Connection, before: datetime) -> int:
+    """Forget the hours before `before` (the longest window read is a day: keep far more)."""
+    return conn.execute(delete(source_counts).where(source_counts.c.hour < before)).rowcount
 
 
 def window_total(conn: Connection, name: str, source: str, now: datetime, window_s: float) -> float:

@@ -38,6 +38,10 @@ class _Stderr:
 
 STDERR: Any = _Stderr()
 
+# A cached logger keeps the processors and level of its first use. Long-lived processes want that
+# (it saves a bind per line); a test process that configures logging many times turns it off.
+CACHE_LOGGERS = True
+
 
 def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
     """(Re)configure structlog and the root logger; safe to call again (it replaces, never adds)."""
@@ -56,7 +60,7 @@ def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
         processors=[*shared, *rendering],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(STDERR),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     handler = logging.StreamHandler(STDERR)
     handler.setFormatter(

@@ -91,6 +91,11 @@ def status(conn: Connection, sources: Mapping[str, Source], now: datetime) -> li
     return found
 
 
+def state_of(row: Mapping[str, Any]) -> str:
+    """One word for a row of `status`: running, the last run's status, or never run."""
+    return "running" if row["running"] else ((row["last_run"] or {}).get("status") or "never run")
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

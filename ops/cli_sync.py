@@ -136,11 +136,10 @@ def sync_status(as_json: JsonOpt = False) -> None:
     table = []
     for r in rows:
         last = r["last_run"] or {}
-        state = "running" if r["running"] else (last.get("status") or "never run")
         table.append(
             (
                 f"{r['source']}/{r['stream']}",
-                state,
+                syncs.state_of(r),
                 when(last.get("started_at")),
                 _lag(r["lag_s"]),
                 _percent(last.get("coverage")),

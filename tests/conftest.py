@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from events import log
 from tests.fakes.process import RunningFake, start_fake
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("HOOKYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HOOKYARD_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBIT_URL = os.environ.get("HOOKYARD_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def uncached_loggers() -> None:
+    """In-process CLI runs and app factories configure logging again and again: no logger may keep
+    the configuration of an earlier test (structlog's capture_logs relies on that)."""
+    log.CACHE_LOGGERS = False
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging() -> Iterator[None]:
+    """Whatever a test configures (structlog, the root logger, warnings capture, bound context
+    variables) is put back afterwards, so the next test in the same process starts clean."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quieter = {name: logging.getLogger(name).level for name in log.QUIETER}
+    config = structlog.get_config()
+    config["processors"] = list(config["processors"])  # capture_logs edits the live list in place
+    yield
+    structlog.configure(**config)
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in quieter.items():
+        logging.getLogger(name).setLevel(old)
+    logging.captureWarnings(False)
 
 
 def need(service: str, error: Exception) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Engine, delete, select
 
-from events import dlq, syncs
+from events import counts, dlq, syncs
 from events.db import EventState, action_runs, attempts, dead_letters, event_tags, events, rule_gates
 
 log = structlog.get_logger()
@@ -45,7 +45,7 @@ def prune(
 ) -> dict[str, int]:
     """Dead letters go after `dead_letter_days` (their events stay, purged, for deduplication);
     processed and purged events after `processed_days` (never under the 7-day retry horizon), with
-    their action runs and tags."""
+    their action runs and tags; sync history and hourly counters after `processed_days`."""
     with engine.begin() as conn:
         purged = dlq.purge(conn, dlq.Filters(state=None), timedelta(days=dead_letter_days), now=now)
     cutoff = now - timedelta(days=max(processed_days, MIN_PROCESSED_DAYS))
@@ -63,5 +63,7 @@ def prune(
         pruned["rule_gates"] = conn.execute(
             delete(rule_gates).where(rule_gates.c.updated_at < cutoff)
         ).rowcount
+    with engine.begin() as conn:  # hourly counters, kept as long as processed events
+        pruned["source_counts"] = counts.prune(conn, now - timedelta(days=processed_days))
     log.info("retention.pruned", **pruned)
     return pruned

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -287,12 +287,14 @@ class Dashboard(DeadLetterPages):
         )
 
     async def sync_page(self, request: Request, session: Session) -> Response:
-        rows = await run_in_threadpool(self._extra, extras.sync_status)
-        return self.render("table.html", session, title="Sync status", rows=rows, what="vendor syncs")
+        rows = await run_in_threadpool(
+            self._read, lambda conn: extras.sync_status(conn, self.sources, utcnow())
+        )
+        return self.render("table.html", session, title="Sync status", rows=rows)
 
     async def rules_page(self, request: Request, session: Session) -> Response:
-        rows = await run_in_threadpool(self._extra, extras.rule_metrics)
-        return self.render("table.html", session, title="Rule metrics", rows=rows, what="rule firings")
+        rows = await run_in_threadpool(self._read, extras.rule_metrics)
+        return self.render("table.html", session, title="Rule metrics", rows=rows)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -315,7 +317,7 @@ class Dashboard(DeadLetterPages):
             row = conn.execute(select(events).where(events.c.id == event_id)).first()
         return None if row is None else event_dict(row)
 
-    def _extra(self, read: Callable[[Any], list[dict[str, Any]] | None]) -> list[dict[str, Any]] | None:
+    def _read(self, read: Callable[[Connection], list[dict[str, Any]]]) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return read(conn)
 

@@ -1,35 +1,40 @@
-"""Pages whose data other parts of Hookyard are still building (vendor syncs, rule firings).
-
-Each is one small function the dashboard calls: it answers None ("none yet") while its table does not
-exist in this database, and otherwise the newest rows as plain dicts. Wire them to the real tables
-(and their columns) as those land; the pages render whatever dicts come back.
-"""
+"""The dashboard's sync and rule pages: the rows `hookyard sync status` and `hookyard rules list`
+show, flattened into plain dicts for one generic table."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy import Connection
 
-from events.db import row_dict
-
-SYNC_TABLE = "sync_state"  # one row per (source, resource): cursor, last run, lag, error
-RULE_METRICS_TABLE = "rule_firings"  # rule firings by rule and outcome
-LIMIT = 200
+from events import runs, syncs
+from events.sources import Source
 
 
-def _rows(conn: Connection, name: str) -> list[dict[str, Any]] | None:
-    if not inspect(conn).has_table(name):
-        return None
-    table = Table(name, MetaData(), autoload_with=conn)
-    return [row_dict(r) for r in conn.execute(select(table).limit(LIMIT))]
+def sync_status(conn: Connection, sources: Mapping[str, Source], now: datetime) -> list[dict[str, Any]]:
+    """Every stream a source keeps fresh or has a cursor for: state, last run, lag, coverage, error."""
+    rows = []
+    for r in syncs.status(conn, sources, now):
+        last = r["last_run"] or {}
+        rows.append(
+            {
+                "stream": f"{r['source']}/{r['stream']}",
+                "state": syncs.state_of(r),
+                "every (s)": r["interval_s"],
+                "last run": last.get("started_at"),
+                "lag (s)": r["lag_s"],
+                "coverage": last.get("coverage"),
+                "coverage 24h": r["coverage_24h"],
+                "failures": r["failures"],
+                "last error": r["last_error"],
+            }
+        )
+    return rows
 
 
-def sync_status(conn: Connection) -> list[dict[str, Any]] | None:
-    """Per vendor sync: where its cursor is and when it last ran; None while syncs do not exist."""
-    return _rows(conn, SYNC_TABLE)
-
-
-def rule_metrics(conn: Connection) -> list[dict[str, Any]] | None:
-    """Per rule: firings and outcomes; None while rule firings are not recorded."""
-    return _rows(conn, RULE_METRICS_TABLE)
+def rule_metrics(conn: Connection) -> list[dict[str, Any]]:
+    """Per rule that has acted or matched: events matched, throttled, shadowed; actions fired,
+    failed, pending."""
+    return [{"rule": rule, **counts} for rule, counts in sorted(runs.counts_by_rule(conn).items())]

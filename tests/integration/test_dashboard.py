@@ -214,6 +214,6 @@ def test_the_dashboard_in_a_real_browser(pg_stack: Stack, browser: Any) -> None:
         page.goto(f"{pg_stack.url}/ui/{name}")
         assert page.locator("h1").count() == 1
         shot(page, name)
-    assert "none yet" in page.content()  # rules: no rule firings recorded in this branch
+    assert "none yet" in page.content()  # rules: this stack has no rules, so no action runs
     assert httpx.get(f"{pg_stack.url}/ui/static/ui.css", timeout=5).status_code == 200
     context.close()

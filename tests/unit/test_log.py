@@ -6,27 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from events.log import QUIETER, configure_logging
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put structlog and the root logger back as they were (other tests capture structlog events)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    quieter = {name: logging.getLogger(name).level for name in QUIETER}
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in quieter.items():
-        logging.getLogger(name).setLevel(old)
-    logging.captureWarnings(False)
+from events.log import configure_logging
 
 
 def emit_everything() -> None:
@@ -42,7 +26,6 @@ def emit_everything() -> None:
         warnings.warn("running as root", UserWarning, stacklevel=1)
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_every_line_is_json_with_exceptions_as_a_field(capsys: pytest.CaptureFixture[str]) -> None:
     """Every line parses as JSON; stdlib lines name their logger; tracebacks are a field, not lines."""
     configure_logging("json", "INFO")
@@ -61,7 +44,6 @@ def test_every_line_is_json_with_exceptions_as_a_field(capsys: pytest.CaptureFix
     assert all(p["timestamp"].endswith("Z") for p in parsed)
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_configuring_twice_does_not_double_lines(capsys: pytest.CaptureFixture[str]) -> None:
     """Celery's pool children configure again after the fork: still one line per record."""
     configure_logging("json", "INFO")
@@ -70,7 +52,6 @@ def test_configuring_twice_does_not_double_lines(capsys: pytest.CaptureFixture[s
     assert len(capsys.readouterr().err.splitlines()) == 1
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_console_format_has_no_colours_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     """Escape codes only when stderr is a terminal (here it is a capture, so none)."""
     configure_logging("console", "INFO")
@@ -81,7 +62,6 @@ def test_console_format_has_no_colours_off_a_terminal(capsys: pytest.CaptureFixt
     assert "\x1b[" not in err
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_level_filters_both_roads(capsys: pytest.CaptureFixture[str]) -> None:
     """HOOKYARD_LOG_LEVEL applies to our lines and to the standard library's alike."""
     configure_logging("json", "WARNING")
@@ -94,7 +74,6 @@ def test_level_filters_both_roads(capsys: pytest.CaptureFixture[str]) -> None:
     assert events == ["loud.ours", "loud theirs", "loud alembic"]
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_alembic_chatter_is_left_out(capsys: pytest.CaptureFixture[str]) -> None:
     """Alembic's INFO lines (plugin set-up, each schema check) would fill the web log: warnings only."""
     configure_logging("json", "INFO")

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, insert, select
 
+from connectors.usage import HOUR_S
+from events import counts
 from events.db import dead_letters, events, utcnow
 from events.ids import new_event_id
 from workers.retention import prune
@@ -67,7 +69,14 @@ def test_prunes_old_processed_and_old_dead_letters_only(engine: Engine) -> None:
     assert letters == {young_dead}
     # the old dead event was purged, and being over 30 days old it was then pruned as well
     assert old_dead not in states and states[young_dead] == "dead"
-    assert result == {"dead_letters": 1, "events": 2, "sync_runs": 0, "quarantine": 0, "rule_gates": 0}
+    assert result == {
+        "dead_letters": 1,
+        "events": 2,
+        "sync_runs": 0,
+        "quarantine": 0,
+        "rule_gates": 0,
+        "source_counts": 0,
+    }
 
 
 def test_processed_events_outlive_the_longest_vendor_retry_horizon(engine: Engine) -> None:
@@ -76,3 +85,15 @@ def test_processed_events_outlive_the_longest_vendor_retry_horizon(engine: Engin
     prune(engine, now=utcnow(), processed_days=1, dead_letter_days=90)
     with engine.connect() as conn:
         assert conn.execute(select(events.c.id)).scalar_one() == five_days
+
+
+def test_hourly_counters_go_with_processed_events(engine: Engine) -> None:
+    """source_counts hours older than the processed retention are pruned; recent hours stay."""
+    now = utcnow()
+    with engine.begin() as conn:
+        hours = {("s", int((now - timedelta(days=d)).timestamp() // HOUR_S)): 5 for d in (1, 31, 40)}
+        counts.add(conn, counts.VENDOR_CALLS, hours)
+    result = prune(engine, now=now, processed_days=30, dead_letter_days=90)
+    with engine.connect() as conn:
+        assert counts.totals(conn, counts.VENDOR_CALLS, now - timedelta(days=60)) == {"s": 5}
+    assert result["source_counts"] == 2

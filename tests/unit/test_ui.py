@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from structlog.testing import capture_logs
 
-from events.db import api_tokens, audit_log, events
+from events.db import action_runs, api_tokens, audit_log, events, sync_cursors
 from events.settings import UiSettings
 from events.sources import Source
 from ops import tokens
@@ -232,3 +233,42 @@ def test_signed_values_refuse_tampering_and_expiry() -> None:
     now[0] += 61
     assert signer.session(value) is None
     assert signer.session("garbage") is None and signer.session(None) is None
+
+
+def test_sync_and_rule_pages_show_the_real_tables(engine: Engine) -> None:
+    """The sync page lists every scheduled stream with its state and last error; the rules page
+    counts each rule's actions from the action runs."""
+    now = datetime.now(UTC)
+    synced = {"shop": Source(name="shop", connector="shopify", secrets=(), sync={"orders": 300.0})}
+    ui = create_ui(engine, synced, UiSettings(), lambda items: len(items), depths=None)
+    client = TestClient(Starlette(routes=[Mount("/ui", app=ui)]))
+    run = {
+        "event_id": "e1",
+        "source": "shop",
+        "vendor": "shopify",
+        "rule": "big-orders",
+        "action_type": "slack.post",
+        "created_at": now,
+        "available_at": now,
+        "relay_at": now,
+        "history": [],
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            insert(sync_cursors).values(source="shop", stream="customers", failures=2, last_error="HTTP 503")
+        )
+        conn.execute(
+            insert(action_runs),
+            [
+                {**run, "id": "r1", "idempotency_key": "k1", "action_index": 0, "state": "done"},
+                {**run, "id": "r2", "idempotency_key": "k2", "action_index": 1, "state": "dead"},
+            ],
+        )
+    log_in(client, token(engine))
+    sync_page = client.get("/ui/sync").text
+    assert "shop/orders" in sync_page and "never run" in sync_page
+    assert "shop/customers" in sync_page and "HTTP 503" in sync_page
+    rules_page = client.get("/ui/rules").text
+    cells = re.findall(r"<td>([^<]*)</td>", rules_page)
+    assert cells[:2] == ["big-orders", "1"]  # matched: one event
+    assert "none yet" not in rules_page
