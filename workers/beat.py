@@ -12,6 +12,7 @@ over at its next look.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -99,5 +100,11 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]  # Celery is untyped
 @beat_embedded_init.connect
 def _embedded(**_: object) -> None:
     """`worker --beat` runs beat in a child process that closes the descriptors it inherited, the
-    worker's metric files among them: the lease metrics get files of their own."""
+    worker's metric files among them: the lease metrics get files of their own. The worker stops
+    that child with SIGTERM: end its loop the way a standalone beat ends, releasing the lease."""
     own_files_in_child()
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(*_: object) -> None:
+    raise SystemExit  # Celery's beat loop closes the scheduler on its way out

@@ -2,32 +2,33 @@
 
 Celery's warm shutdown (SIGTERM to the worker) takes no more messages and waits for the tasks that
 run. What a task holds is then given back rather than left to expire: the claimed rows it has not
-started get their lease released, their attempt uncounted, and are published again at once
-(`workers.leases.hand_back_statement`). A prefork child gets the request as SIGTERM, from the
-supervisor (systemd and `kill -- -PGID` signal the whole group) or forwarded by the worker (a
-Kubernetes pod's PID 1 alone gets it): while a task runs the signal only notes the request; an idle
-child still stops at once, as before.
+begun get their lease released, their attempt uncounted, and are published again at once
+(`workers.leases.hand_back_statement`). The request reaches the tasks two ways:
+
+- the worker's SIGTERM handler sets a flag in memory shared with its prefork children (made here,
+  before the pool forks), so a Kubernetes pod, whose PID 1 alone gets the signal, stops them too;
+- a child that gets SIGTERM itself (systemd and `kill -- -PGID` signal the whole group) notes it
+  while a task runs instead of dying mid-task; between tasks it still stops at once, as before.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import ctypes
 import signal
+from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
-_requested = False
+_shared = RawValue(ctypes.c_bool, False)  # noqa: FBT003 - one byte, written once, read by every child
 _pool_child = False
 
 
 def requested() -> bool:
-    """Has this process been asked to stop?"""
-    return _requested
+    """Has this worker been asked to stop?"""
+    return bool(_shared.value)
 
 
 def request(*_: object) -> None:
-    global _requested
-    _requested = True
+    _shared.value = True
 
 
 def in_pool_child() -> None:
@@ -46,10 +47,7 @@ def after_task() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def stop_pool(consumer: Any) -> None:
-    """The worker's warm shutdown: tasks in this process (solo, threads) and in the prefork
-    children hand back what they have not started."""
+def stop_pool(_consumer: Any) -> None:
+    """The worker's warm shutdown (called in its SIGTERM handler): every task, in this process or a
+    child, hands back what it has not begun."""
     request()
-    for pid in consumer.pool.info.get("processes", []):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
