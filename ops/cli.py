@@ -267,7 +267,7 @@ def worker(
     from events.queue import app
 
     if metrics_port is not None:
-        _serve_worker_metrics(metrics_host, metrics_port)
+        _serve_own_metrics(metrics_host, metrics_port)
     argv = [
         *_celery_quiet(),
         "worker",
@@ -291,7 +291,13 @@ def worker(
 
 
 @cli.command()
-def beat() -> None:
+def beat(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this beat's metrics on this port (a machine without `hookyard web`)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
     """Run the scheduler (relay, monitor, retention, syncs). Run two or more: one leads, the others
     stand by and take over within 1.25 × HOOKYARD_BEAT__LEASE_S."""
     configured = _configured()  # the tasks it schedules run on these sources: a bad config stops it here too
@@ -301,6 +307,8 @@ def beat() -> None:
     configure_logging(settings.log_format, settings.log_level)
     from events.queue import app
 
+    if metrics_port is not None:
+        _serve_own_metrics(metrics_host, metrics_port)
     schedule_syncs(configured)
     app.start([*_celery_quiet(), "beat", "--loglevel", "INFO"])
 
@@ -310,8 +318,9 @@ def _celery_quiet() -> list[str]:
     return ["--quiet"] if get_settings().log_format == JSON else []
 
 
-def _serve_worker_metrics(host: str, port: int) -> None:
-    """The metrics of this worker and its pool children, on their own port (Prometheus text format)."""
+def _serve_own_metrics(host: str, port: int) -> None:
+    """The metrics of this process and its children (a worker's pool), on their own port
+    (Prometheus text format)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from events.exposition import own_collector
