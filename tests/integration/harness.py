@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,22 @@ class Process:
         if self.popen.poll() is None:
             self.kill(signal.SIGKILL)
         self.sink.close()
+
+
+def start_dev(home: Path, port: int, env: Mapping[str, str]) -> Process:
+    """`hookyard dev` in `home` with exactly `env`, its output appended to home/dev.log, in a process
+    group of its own (so `kill` reaches its web, worker, pool and beat)."""
+    log = home / "dev.log"
+    sink = log.open("ab")
+    popen = subprocess.Popen(
+        [*HOOKYARD, "dev", "--port", str(port)],
+        cwd=home,
+        env=dict(env),
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Process("dev", popen, log, sink)
 
 
 @dataclass

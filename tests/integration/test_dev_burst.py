@@ -9,8 +9,6 @@ import contextlib
 import os
 import secrets
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from sqlalchemy import ColumnElement, Engine, func, select
 
 from bench.payloads import signed_request, split
 from events.db import AttemptOutcome, EventState, attempts, events, make_engine, records
-from tests.integration.harness import free_port, wait_for
+from tests.integration.harness import Process, free_port, start_dev, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +38,15 @@ class Dev:
 
     home: Path
     secret: str
-    popen: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
     port: int = 0
 
     def start(self, **env: str) -> None:
         self.port = free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-        with (self.home / "dev.log").open("ab") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", "dev", "--port", str(self.port)],
-                cwd=self.home,
-                env={**environ, **FAST_RELAY, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        if self.process is not None:  # started again after it stopped: close the old one's log
+            self.process.stop()
+        self.process = start_dev(self.home, self.port, {**environ, **FAST_RELAY, **env})
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200,
             timeout=60,
@@ -62,11 +54,9 @@ class Dev:
         )
 
     def stop(self) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # dev, web, worker, its pool and beat
-        self.popen.wait(timeout=60)
+        if self.process is not None:
+            self.process.kill()  # dev, web, worker, its pool and beat
+            self.process.sink.close()
 
     def burst(self, n: int) -> list[int]:
         """n distinct signed Shopify orders, 8 at a time; the status codes."""
@@ -82,8 +72,8 @@ class Dev:
 
     def worker_tree(self) -> list[int]:
         """The worker child of `hookyard dev` and everything under it (pool processes, beat)."""
-        assert self.popen is not None
-        worker = next(pid for pid in children(self.popen.pid) if b"worker" in cmdline(pid))
+        assert self.process is not None
+        worker = next(pid for pid in children(self.process.popen.pid) if b"worker" in cmdline(pid))
         tree, todo = [], [worker]
         while todo:
             pid = todo.pop()
@@ -173,8 +163,8 @@ def test_dev_worker_sigkilled_mid_burst_loses_nothing_and_repeats_nothing(dev: D
     for pid in dev.worker_tree():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    assert dev.popen is not None
-    dev.popen.wait(timeout=60)  # dev notices its worker died and stops the ingress
+    assert dev.process is not None
+    dev.process.popen.wait(timeout=60)  # dev notices its worker died and stops the ingress
     assert 0 < count(engine, events.c.state == EventState.DONE) < BURST
     dev.start()
     wait_for(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.harness import free_port, wait_for
+from tests.integration.harness import free_port, start_dev, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +54,7 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path, fake_vendor: 
     oauth = {"DEMO_OAUTH_URL": provider.url, "HOOKYARD_OAUTH__PUBLIC_URL": f"http://127.0.0.1:{port}"}
     env = fresh_shell() | oauth
     cli = functools.partial(hookyard, tmp_path, **oauth)
-    log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    dev = start_dev(tmp_path, port, env)
     try:
         wait_for(
             lambda: b"Hookyard is up" in (tmp_path / "dev.log").read_bytes(),
@@ -117,14 +107,11 @@ def test_dev_mode_walkthrough_on_a_fresh_directory(tmp_path: Path, fake_vendor: 
         assert httpx.get(started["url"], follow_redirects=True, timeout=30).json()["status"] == "connected"
         listed = cli("connections", "list")
         assert [(c["source"], c["status"]) for c in listed] == [("helpdesk", "connected")]
-        dev.terminate()  # SIGTERM to `hookyard dev` alone: it must stop its web and worker itself
-        assert dev.wait(timeout=60) == 0
-        wait_for(lambda: not group_alive(dev.pid), timeout=30, what="web and worker to exit")
+        dev.popen.terminate()  # SIGTERM to `hookyard dev` alone: it must stop its web and worker itself
+        assert dev.popen.wait(timeout=60) == 0
+        wait_for(lambda: not group_alive(dev.popen.pid), timeout=30, what="web and worker to exit")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(dev.pid, signal.SIGKILL)
-        dev.wait(timeout=60)
-        log.close()
+        dev.stop()
 
 
 def group_alive(pgid: int) -> bool:

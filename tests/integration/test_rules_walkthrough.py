@@ -3,12 +3,8 @@ write the rule, test it on a sample, simulate it on stored orders, enable it, on
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import pytest
 
 from tests.fakes.process import RunningFake
 from tests.integration.actions_kit import HOOK_PATH
-from tests.integration.harness import free_port, wait_for
+from tests.integration.harness import free_port, start_dev, wait_for
 from tests.integration.test_dev_walkthrough import hookyard
 
 pytestmark = pytest.mark.integration
@@ -35,15 +31,7 @@ def test_big_orders_post_to_slack_once_each_after_test_simulate_and_enable(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKYARD_")}
-    log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "dev", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    dev = start_dev(tmp_path, port, env)
     try:
         wait_for(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, timeout=60, what="dev")
         assert (tmp_path / "hookyard.toml").read_text().count('rules_dir = "rules"') == 1
@@ -79,10 +67,7 @@ def test_big_orders_post_to_slack_once_each_after_test_simulate_and_enable(
         counts = lambda: hookyard(tmp_path, "rules", "list")[0]["counts"]  # noqa: E731
         wait_for(lambda: (counts()["matched"], counts()["fired"]) == (2, 2), timeout=30, what="2 fired")
         assert len(slack.control.posts()) == 2
-        dev.terminate()
-        assert dev.wait(timeout=60) == 0
+        dev.popen.terminate()
+        assert dev.popen.wait(timeout=60) == 0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(dev.pid, signal.SIGKILL)
-        dev.wait(timeout=60)
-        log.close()
+        dev.stop()
