@@ -37,6 +37,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 bench: $(VENV)/.bench-installed  ## the benchmark on real PostgreSQL + Redis (see BENCHMARKS.md); not in CI
+	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
 	$(PY) -m bench $(BENCH_ARGS)  # e.g. make bench BENCH_ARGS="--only scale"
 
 clean:

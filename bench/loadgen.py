@@ -3,9 +3,7 @@
 Runs in its own process (`python -m bench.loadgen '<json spec>'`, prints a JSON result) so that it
 does not share a GIL with the orchestrator. Requests are generated before the clock starts.
 
-Modes
-  closed  C connections, each sends its next request as soon as the previous answer arrived
-          (saturation: the server sets the pace). Latency = answer − send.
+Modes (saturation, a closed loop, is wrk's job: bench/wrk.py)
   open    requests are *scheduled* at a fixed rate (i / rate) whatever the server does; a free
           connection sends each at its time. Latency = answer − scheduled time, so a server that
           falls behind is charged for the queueing it causes (no coordinated omission).
@@ -93,7 +91,6 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-    ok_total: int = 0  # every 2xx, warm-up included (what the server must have persisted)
     bodies: list[Any] = field(default_factory=list)
 
     def record(self, status: int, body: bytes, latency: float, keep_body: bool) -> None:
@@ -157,30 +154,6 @@ class Pool:
             return item
         self.inline += 1
         return self._one()
-
-
-async def closed_loop(spec: dict[str, Any], pool: Pool) -> dict[str, Any]:
-    conns = [await connect(spec["host"], spec["port"]) for _ in range(spec["connections"])]
-    stats = Stats()
-    warmup, duration = spec.get("warmup_s", 1.0), spec["duration_s"]
-    start = time.perf_counter()
-    measure_from, stop = start + warmup, start + warmup + duration
-
-    async def run(conn: Conn) -> None:
-        while (now := time.perf_counter()) < stop:
-            data = pool.take()
-            try:
-                status, body = await conn.request(data)
-            except Exception as exc:
-                stats.error(exc)
-                conn = await connect(spec["host"], spec["port"])
-                continue
-            stats.ok_total += 200 <= status < 300
-            if now >= measure_from:
-                stats.record(status, body, time.perf_counter() - now, False)
-
-    await asyncio.gather(*(run(c) for c in conns))
-    return summarize(stats, duration, ok_total=stats.ok_total, warmup_s=warmup, inline_built=pool.inline)
 
 
 async def open_loop(spec: dict[str, Any], pool: Pool) -> dict[str, Any]:
@@ -262,7 +235,7 @@ def main() -> None:
     pool = Pool(spec)
     gc.collect()
     gc.freeze()  # the request pool is long-lived: keep the collector from walking it mid-run
-    mode = {"closed": closed_loop, "open": open_loop, "storm": storm}[spec["mode"]]
+    mode = {"open": open_loop, "storm": storm}[spec["mode"]]
     sys.stdout.write("ready\n")  # the pool is built; the orchestrator starts its meters, then says go
     sys.stdout.flush()
     sys.stdin.readline()

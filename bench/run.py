@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--worker-window-s", type=float, default=15.0, help="measure worker throughput over at most this long"
     )
     p.add_argument("--e2e-rate", type=int, default=500)
-    p.add_argument("--e2e-s", type=float, default=20.0)
+    p.add_argument("--e2e-s", type=float, default=60.0)
     p.add_argument(
         "--e2e-drain-s",
         type=float,

@@ -476,9 +476,13 @@ def sync_url(url: str) -> str:
 
 
 def async_url(url: str) -> str:
+    """The ingress's driver: asyncpg on PostgreSQL (binary protocol, its INSERT prepared once per
+    connection), aiosqlite on SQLite."""
     u = make_url(sync_url(url))
     if u.drivername == "sqlite":
         u = u.set(drivername="sqlite+aiosqlite")
+    elif u.drivername == "postgresql+psycopg":
+        u = u.set(drivername="postgresql+asyncpg")
     return u.render_as_string(hide_password=False)
 
 

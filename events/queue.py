@@ -13,9 +13,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import setup_logging
+from celery.worker.consumer import Consumer
+from kombu.entity import Exchange, Queue
 
+from connectors import registry
 from connectors.internal import INTERNAL_SOURCE
 from events import broker  # noqa: F401 - registers the embedded broker's URL scheme
 from events.log import configure_logging
@@ -39,17 +42,102 @@ SYNC_SWEEP_TASK = "hookyard.sync.sweep"
 SYNC_FETCH_TASK = "hookyard.sync.fetch"  # args: [source, stream, object id]: one object, real-time
 MONITOR_TASK = "hookyard.maintenance.monitor"
 PUBLISHED_AT = "published_at"  # message header: unix time of the publish (the workers' queue wait)
+# RabbitMQ with quorum queues: one topic exchange routes to every queue (what Celery's native delayed
+# delivery binds to); a message redelivered past the delivery limit goes to the dead-letter exchange
+TASK_EXCHANGE = "hookyard.tasks"
+DEAD_LETTER_EXCHANGE = "hookyard.dead-letters"
+DEAD_LETTER_QUEUE = "hookyard.dead-letters"
 
 
 def vendor_queue(vendor: str) -> str:
     return f"{QUEUE_PREFIX}{vendor}"
 
 
-def hookyard_queues(vendors: Iterable[str]) -> list[str]:
-    """Every queue Hookyard's workers consume: one per vendor, the internal source's (alert events),
-    the rules' actions, maintenance and syncs."""
+def queue_groups(vendors: Iterable[str]) -> dict[str, list[str]]:
+    """Hookyard's queues in the groups a deployment gives workers of their own: `events` (one queue
+    per vendor and the internal source's alert events), the rules' `actions`, `sync` and `maintenance`
+    (relay, retention, monitor, sync sweeps)."""
     names = sorted({*vendors, INTERNAL_SOURCE})
-    return [vendor_queue(v) for v in names] + [ACTIONS_QUEUE, MAINTENANCE_QUEUE, SYNC_QUEUE]
+    return {
+        "events": [vendor_queue(v) for v in names],
+        "actions": [ACTIONS_QUEUE],
+        "maintenance": [MAINTENANCE_QUEUE],
+        "sync": [SYNC_QUEUE],
+    }
+
+
+def hookyard_queues(vendors: Iterable[str]) -> list[str]:
+    """Every queue Hookyard's workers consume: every group's."""
+    return [name for group in queue_groups(vendors).values() for name in group]
+
+
+def quorum_queues(names: Iterable[str], settings: Settings) -> list[Queue]:
+    """Durable quorum queues that dead-letter (at least once) a message redelivered past the limit."""
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.rabbitmq.delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
+    }
+    exchange = Exchange(TASK_EXCHANGE, type="topic")
+    return [Queue(name, exchange, routing_key=name, queue_arguments=arguments) for name in names]
+
+
+def dead_letter_queue(settings: Settings) -> Queue:
+    """Where RabbitMQ puts messages past the delivery limit (or rejected): ids for an operator to
+    look at; the events themselves stay unfinished in the database and the relay sends them again."""
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-max-length": settings.rabbitmq.dead_letter_max,
+        "x-overflow": "drop-head",
+    }
+    return Queue(DEAD_LETTER_QUEUE, Exchange(DEAD_LETTER_EXCHANGE, type="fanout"), queue_arguments=arguments)
+
+
+def rabbitmq_config(settings: Settings) -> dict[str, Any]:
+    """Publisher confirms and worker heartbeats on RabbitMQ; quorum queues unless switched off."""
+    config: dict[str, Any] = {
+        "broker_transport_options": {"confirm_publish": True},  # a publish returns once RabbitMQ has it
+        "broker_heartbeat": settings.rabbitmq.heartbeat_s,
+    }
+    if settings.quorum_queues:
+        config.update(
+            # every queue a worker may consume or a publisher may name, declared alike: a queue
+            # outside this list is a mistake (`--queues` refuses it), never a classic queue made up
+            task_queues=quorum_queues(hookyard_queues(registry.names()), settings),
+            task_create_missing_queues=False,
+            # quorum queues refuse global QoS: Celery then sets a per-consumer prefetch
+            # (worker_prefetch_multiplier × concurrency), which is what we ask for anyway
+            worker_detect_quorum_queues=True,
+            worker_consumer=f"{__name__}:QuorumConsumer",
+        )
+    return config
+
+
+class DeclareDeadLetters(bootsteps.StartStopStep):
+    """Each worker declares the dead-letter exchange and queue when it connects (before a message of
+    its queues can be dead-lettered; RabbitMQ keeps retrying at-least-once dead letters until then)."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def include_if(self, parent: Any) -> bool:
+        return get_settings().quorum_queues
+
+    def start(self, parent: Any) -> None:
+        dead_letter_queue(get_settings())(parent.connection.default_channel).declare()
+
+
+class QuorumConsumer(Consumer):
+    """Celery's consumer without native delayed delivery, plus the dead letters. Hookyard sends no
+    countdown or ETA task (retries wait in the database), so the 28 delay queues and the bindings
+    Celery would make for every queue on quorum queues are never used."""
+
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [
+            *(s for s in Consumer.Blueprint.default_steps if not s.endswith(":DelayedDelivery")),
+            f"{__name__}:DeclareDeadLetters",
+        ]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -69,9 +157,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,  # our structlog lines go to stderr as they are
-        # task events on, so Flower and `celery events` see every task (a dead letter as failed)
+        # workers send task events, so Flower and `celery events` see every task from the moment a
+        # worker receives it (a dead letter as failed). No "task-sent" event per publish: it was a
+        # second broker write for every message the ingress and the relay send (a third of the cost
+        # of a publish), for a "sent" state a queued task shows anyway in its queue's length
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "task_send_sent_event": False,
         # sends only while it holds the beat lease (any number of beats may run; one leads)
         "beat_scheduler": "workers.beat:LeaderScheduler",
         "beat_schedule": {
@@ -91,6 +182,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.retention.interval_s},
             },
         },
+        **(rabbitmq_config(settings) if settings.on_rabbitmq else {}),
     }
 
 
@@ -106,10 +198,10 @@ def _logging(**_: Any) -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
-def publish(items: Iterable[tuple[str, str]]) -> int:
-    """Send (event_id, vendor) pairs to their vendor queues, up to `ids_per_message` ids a message,
-    over one connection; return how many ids were sent."""
-    per_message = get_settings().ids_per_message
+def publish(items: Iterable[tuple[str, str]], per_message: int | None = None) -> int:
+    """Send (event_id, vendor) pairs to their vendor queues, up to `per_message` (default
+    `ids_per_message`) ids a message, over one connection; return how many ids were sent."""
+    per_message = per_message or get_settings().ids_per_message
     by_vendor: dict[str, list[str]] = defaultdict(list)
     for event_id, vendor in items:
         by_vendor[vendor].append(event_id)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -46,6 +47,19 @@ class BeatSettings(BaseModel):
     # Any number of `hookyard beat` may run; the one holding this lease (a database row) sends. It
     # renews every lease_s / 4; a standby takes over within 1.25 × lease_s of the leader's death.
     lease_s: float = Field(default=20.0, ge=1.0, le=45.0)
+
+
+class RabbitMQSettings(BaseModel):
+    """Only when the broker is RabbitMQ (`amqp://`, `amqps://`, `pyamqp://`); docs/operations.md."""
+
+    # None: quorum queues whenever the broker is RabbitMQ; false keeps classic queues (a broker that
+    # already has Hookyard's classic queues refuses a quorum redeclaration until they are deleted)
+    quorum_queues: bool | None = None
+    # redeliveries of one message (a worker killed mid-task each time) before it goes to the
+    # dead-letter exchange instead of looping; its events stay in the database and are relayed
+    delivery_limit: int = Field(default=10, ge=1)
+    dead_letter_max: int = Field(default=100_000, ge=1)  # kept in hookyard.dead-letters, oldest dropped
+    heartbeat_s: int = Field(default=60, ge=0)  # the workers' AMQP heartbeat; 0 turns it off
 
 
 class RulesSettings(BaseModel):
@@ -128,14 +142,42 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    rabbitmq: RabbitMQSettings = Field(default_factory=RabbitMQSettings)
+
+    @property
+    def on_rabbitmq(self) -> bool:
+        return is_rabbitmq(self.broker_url.get_secret_value())
+
+    @property
+    def quorum_queues(self) -> bool:
+        """Quorum queues with a dead-letter exchange: RabbitMQ's unless switched off."""
+        return self.on_rabbitmq and self.rabbitmq.quorum_queues is not False
+
+    @model_validator(mode="after")
+    def _quorum_needs_rabbitmq(self) -> Settings:
+        if self.rabbitmq.quorum_queues and not self.on_rabbitmq:
+            raise ValueError(
+                "HOOKYARD_RABBITMQ__QUORUM_QUEUES=true needs a RabbitMQ broker (HOOKYARD_BROKER_URL=amqp://…)"
+            )
+        return self
+
+
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def is_rabbitmq(broker_url: str) -> bool:
+    return urlsplit(broker_url).scheme in AMQP_SCHEMES
 
 
 @cache
 def get_settings() -> Settings:
-    """The settings, checked: a bad value stops the command with one line naming its variable."""
+    """The process's settings; a value that cannot work is a ConfigError naming its variable."""
     try:
         return Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
-        var = "HOOKYARD_" + "__".join(str(part).upper() for part in err["loc"])
-        raise ConfigError(f"{var}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            raise ConfigError(message) from None
+        name = "HOOKYARD_" + "__".join(str(part) for part in err["loc"]).upper()
+        raise ConfigError(f"{name}: {message}") from None

@@ -226,10 +226,34 @@ def web(
     )
 
 
-def worker_queues(sources: Mapping[str, Source]) -> list[str]:
-    from events.queue import hookyard_queues
+def worker_queues(
+    sources: Mapping[str, Source], groups: str | None = None, queues: str | None = None
+) -> list[str]:
+    """Every configured queue, those of the named groups (`events,actions`) or the named queues; a
+    group or a queue Hookyard does not have stops the worker (it would wait on it forever)."""
+    from events.queue import hookyard_queues, queue_groups
 
-    return hookyard_queues(s.connector for s in sources.values())
+    if queues is not None:
+        known = hookyard_queues(registry.names())
+        named = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = [q for q in named if q not in known] or ([] if named else [""])
+        if unknown:
+            others = ", ".join(
+                n for group, names in queue_groups([]).items() if group != "events" for n in names
+            )
+            raise CannotRun(
+                f"--queues: {unknown[0]!r} is not a Hookyard queue (hookyard.<connector>, {others})"
+            )
+        return named
+    vendors = [s.connector for s in sources.values()]
+    if groups is None:
+        return hookyard_queues(vendors)
+    known_groups = queue_groups(vendors)
+    wanted = [g.strip() for g in groups.split(",") if g.strip()]
+    unknown = [g for g in wanted if g not in known_groups]
+    if unknown or not wanted:
+        raise CannotRun(f"--group {groups!r}: name one or more of {', '.join(known_groups)}")
+    return [name for g in wanted for name in known_groups[g]]
 
 
 def schedule_syncs(sources: Mapping[str, Source]) -> None:
@@ -243,6 +267,10 @@ def schedule_syncs(sources: Mapping[str, Source]) -> None:
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated queue groups instead: events, actions, maintenance, sync."),
+    ] = None,
     beat: Annotated[
         bool, typer.Option("--beat", help="Embed the scheduler (it sends while it holds the beat lease).")
     ] = False,
@@ -259,6 +287,9 @@ def worker(
 ) -> None:
     """Run a Celery worker on the vendor queues."""
     configured = _configured()  # refuse to start on a bad config, even with --queues
+    if queues is not None and group is not None:
+        raise CannotRun("--queues and --group: give one of them")
+    consumed = ",".join(worker_queues(configured, group, queues))
     settings = get_settings()
     # a worker without its database, or on one never migrated, could only fail every task: say so once
     open_database(settings, project=False).dispose()
@@ -278,12 +309,14 @@ def worker(
         "--concurrency",
         str(concurrency or settings.worker.concurrency),
         "-Q",
-        queues or ",".join(worker_queues(configured)),
+        consumed,
         "--without-gossip",
         "--without-mingle",
     ]
     if hostname:
         argv += ["--hostname", hostname]
+    elif group is not None:  # one Celery node per group on a machine: events@host, actions@host, …
+        argv += ["--hostname", f"{group.replace(',', '+')}@%h"]
     if beat:
         argv.append("--beat")
         schedule_syncs(configured)

@@ -25,7 +25,8 @@ from events.db import UNFINISHED, LetterState, dead_letters, events
 from events.exposition import GAUGE_STATES, read_inbox_stats
 from events.health.quota import day_start, forecast, hour_start, trailing_hour_rate
 from events.monitoring import breached, snapshots
-from events.queue import hookyard_queues, queue_depths
+from events.queue import DEAD_LETTER_QUEUE, hookyard_queues, queue_depths
+from events.settings import get_settings
 from events.sources import Source
 
 log = structlog.get_logger()
@@ -141,7 +142,10 @@ def quota_rows(conn: Connection, sources: Mapping[str, Source], now: datetime) -
 
 
 def queue_rows(sources: Mapping[str, Source], depths: Callable[..., dict[str, int | None]]) -> dict[str, Any]:
+    """Messages waiting in each queue, and in RabbitMQ's dead-letter queue when there is one."""
     names = hookyard_queues(s.connector for s in sources.values())
+    if get_settings().quorum_queues:
+        names.append(DEAD_LETTER_QUEUE)
     try:
         return {"reachable": True, "messages": depths(names, 3.0)}
     except Exception as exc:

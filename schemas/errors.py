@@ -16,7 +16,8 @@ HookyardError
     └── PermanentError     retrying cannot help: dead-letter at once
         ├── InvalidPayload           a known event the canonical schema refuses
         ├── ReauthorizationRequired  the vendor refused our credentials (401/403)
-        └── PaginationLoop           a vendor handed back a cursor it had already given
+        ├── PaginationLoop           a vendor handed back a cursor it had already given
+        └── WorkerLost               every attempt died with its worker (killed, out of memory)
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ class ReauthorizationRequired(PermanentError):
 
 class InvalidPayload(PermanentError):
     """A known event type whose payload does not fit its canonical record (fix it with `dlq edit`)."""
+
+
+class WorkerLost(PermanentError):
+    """The worker running the event died on every attempt it was given: it would take the next
+    one down too."""
 
 
 class PaginationLoop(PermanentError):

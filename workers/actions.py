@@ -233,16 +233,23 @@ def _fail(
     return outcome
 
 
-def _history(
-    row: Any, started: datetime, now: datetime, outcome: Outcome, error: str | None = None
-) -> list[Any]:
-    entry = {
-        "number": row.attempts,
+def history_entry(
+    number: int, started: datetime, now: datetime, outcome: Outcome, error: str | None = None
+) -> dict[str, Any]:
+    """One try as a run's `history` keeps it."""
+    return {
+        "number": number,
         "started_at": started.isoformat(),
         "duration_ms": int((now - started).total_seconds() * 1000),
         "outcome": str(outcome),
         "error": error[:500] if error else None,
     }
+
+
+def _history(
+    row: Any, started: datetime, now: datetime, outcome: Outcome, error: str | None = None
+) -> list[Any]:
+    entry = history_entry(row.attempts, started, now, outcome, error)
     return [*list(row.history or ())[-(HISTORY_MAX - 1) :], entry]
 
 

@@ -36,10 +36,13 @@ from events.db import ActionState, action_runs, dialect_insert, rule_gates
 from events.queue import publish_actions
 from events.runtime_flags import FlagCache
 from rules import gates
-from rules.metrics import FAILED, MATCHED, RULE_MATCHES, SHADOW, THROTTLED
+from rules.actions import EVENT_TAG, EventTag
+from rules.metrics import FAILED, FIRED, MATCHED, RULE_MATCHES, SHADOW, THROTTLED
 from rules.ruleset import Match, Rule, RuleSet
 from schemas.envelope import Envelope
 from schemas.records import Record
+from workers.actions import Outcome, history_entry
+from workers.executors import tag_names, write_tags
 
 log = structlog.get_logger()
 
@@ -168,6 +171,7 @@ class Automation:
 
     def _insert(self, conn: Connection, firings: list[_Firing], now: datetime, recorded: Recorded) -> None:
         rows = []
+        tags: list[dict[str, Any]] = []
         for firing in firings:
             for match in firing.matches:
                 state = firing.state
@@ -199,10 +203,13 @@ class Automation:
                         "finished_at": now if state == ActionState.DEAD else None,
                         "error_class": "PermanentError" if state == ActionState.DEAD else None,
                         "last_error": match.error if state == ActionState.DEAD else None,
+                        "result": None,
                         "history": [],
                         "replays": 0,
                     }
                 )
+                if state == ActionState.PENDING and not firing.available_at:
+                    _inline(rows[-1], match, now, tags)
         # One executemany, no RETURNING (psycopg pipelines it; a multi-row RETURNING insert is parsed
         # anew for every batch size). The key cannot already exist (only the worker whose fenced
         # finish succeeded gets here); if it did, the row is left alone and the id published for
@@ -211,14 +218,34 @@ class Automation:
             index_elements=["idempotency_key"]
         )
         conn.execute(stmt, rows)
+        write_tags(conn, tags)
         for row in rows:
             if row["state"] == ActionState.PENDING and row["available_at"] <= now:
                 recorded.publish.append(row["id"])
+            elif row["state"] == ActionState.DONE:
+                recorded.counts[(row["rule"], FIRED)] += 1
             elif row["state"] == ActionState.DEAD:
                 recorded.counts[(row["rule"], FAILED)] += 1
                 log.warning(
                     "action.render_failed", run_id=row["id"], rule=row["rule"], error=row["last_error"]
                 )
+
+
+def _inline(row: dict[str, Any], match: Match, now: datetime, tags: list[dict[str, Any]]) -> None:
+    """`event.tag` runs here, in the transaction that records it (and marks its event done): it is
+    a write to this database, so the run is recorded `done` with its tags, and no message, claim or
+    second transaction is spent on it. Exactly once as before: the tags commit with the `done`."""
+    if not isinstance(match.params, EventTag) or match.action.type != EVENT_TAG.name:
+        return
+    names = tag_names(match.params)
+    row.update(
+        state=ActionState.DONE,
+        attempts=1,
+        finished_at=now,
+        result={"tags": names},
+        history=[history_entry(1, now, now, Outcome.DONE)],
+    )
+    tags.extend({"event_id": row["event_id"], "tag": name, "created_at": now} for name in names)
 
 
 def _lock_gate(conn: Connection, rule: str, key: str, now: datetime) -> list[float]:

@@ -114,16 +114,26 @@ def http_post(params: HttpPost, call: Call) -> Effect:
     return Effect({"status": answer.status, "webhook_id": call.key})
 
 
+def tag_names(params: EventTag) -> list[str]:
+    """The tags an `event.tag` action writes: stripped, without empty ones, once each, sorted."""
+    return sorted({tag.strip() for tag in params.tags if tag.strip()})
+
+
+def write_tags(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert `event_tags` rows (event_id, tag, created_at); a tag the event already has is kept."""
+    if rows:
+        stmt = dialect_insert(conn.dialect.name)(event_tags).on_conflict_do_nothing(
+            index_elements=["event_id", "tag"]
+        )
+        conn.execute(stmt, rows)
+
+
 def event_tag(params: EventTag, call: Call) -> Effect:
-    tags = sorted({tag.strip() for tag in params.tags if tag.strip()})
+    tags = tag_names(params)
 
     def apply(conn: Connection) -> None:
-        if tags:
-            stmt = dialect_insert(conn.dialect.name)(event_tags).on_conflict_do_nothing(
-                index_elements=["event_id", "tag"]
-            )
-            now = utcnow()
-            conn.execute(stmt, [{"event_id": call.event_id, "tag": tag, "created_at": now} for tag in tags])
+        now = utcnow()
+        write_tags(conn, [{"event_id": call.event_id, "tag": tag, "created_at": now} for tag in tags])
 
     return Effect({"tags": tags}, apply)
 

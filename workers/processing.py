@@ -42,7 +42,7 @@ from events.db import (
 from events.queue import PROCESS_TASK, publish
 from events.sources import Source
 from schemas.envelope import Envelope
-from schemas.errors import InvalidPayload
+from schemas.errors import InvalidPayload, WorkerLost
 from schemas.records import Record
 from schemas.retry import RetryPolicy, Verdict
 from workers import leases
@@ -127,6 +127,19 @@ def claim(conn: Connection, event_ids: Sequence[str], token: str, now: datetime,
         if row.attempts > 1:
             _note_lost_attempt(conn, row, now)
     return rows
+
+
+def _lost_before(conn: Connection, rows: Sequence[Any]) -> set[str]:
+    """The claimed events whose previous attempt died with its worker (noted by `claim`)."""
+    again = {row.id: row.attempts - 1 for row in rows if row.attempts > 1}
+    if not again:
+        return set()
+    lost = conn.execute(
+        select(attempts.c.event_id, attempts.c.number).where(
+            attempts.c.event_id.in_(list(again)), attempts.c.outcome == AttemptOutcome.LEASE_EXPIRED
+        )
+    )
+    return {event_id for event_id, number in lost if again[event_id] == number}
 
 
 def _note_lost_attempt(conn: Connection, row: Any, now: datetime) -> None:
@@ -269,6 +282,9 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
 
     Batching is for speed only: if the shared finishing transaction fails, each event is finished
     again in a transaction of its own, so one event whose records the database refuses fails alone.
+    An event whose previous attempt died with its worker runs alone, after the others are finished
+    (the relay also sends it alone); once such lost attempts use up its budget it is dead-lettered
+    (WorkerLost) instead of taking another worker down.
     """
     token = uuid.uuid4().hex
     started = ctx.clock()
@@ -277,31 +293,22 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
     with engine.connect() as conn:  # one checkout for the claim and the finish
         with conn.begin():
             rows = claim(conn, event_ids, token, started, ctx.lease_s)
-        ready: list[tuple[Any, list[Record]]] = []
-        unbegun: list[Any] = []
+            suspects = _lost_before(conn, rows)
+        batches = [[row for row in rows if row.id not in suspects]]
         for row in rows:
-            if ctx.stopping():
-                unbegun.append(row)
+            if row.id not in suspects:
                 continue
-            try:
-                ready.append((row, _prepare(row, ctx)))
-            except Exception as exc:
-                failed.append((row, exc))
-        if ready and ctx.fault_delay_s and not _pause(ctx.fault_delay_s, ctx.stopping):
-            unbegun += [row for row, _ in ready]  # a drill's slow work, interrupted: not done
-            ready = []
-        try:
-            outcomes.update(_finish(conn, ready, token, started, ctx))
-        except Exception as exc:
-            if len(ready) > 1:
-                log.warning("event.batch_finish_failed", error=repr(exc), events=len(ready))
-            for item in ready if len(ready) > 1 else ():
-                try:
-                    outcomes.update(_finish(conn, [item], token, started, ctx))
-                except Exception as alone:
-                    failed.append((item[0], _own_fault(alone)))
-            if len(ready) == 1:
-                failed.append((ready[0][0], _own_fault(exc)))
+            tried = row.attempts - row.attempts_before_replay
+            budget = policy_for(row.vendor, ctx.sources.get(row.source)).max_attempts
+            if tried > budget:  # only a lost attempt can overrun it: a failed last one is dead already
+                failed.append(
+                    (row, WorkerLost(f"the worker died during attempt {tried - 1}, the last of {budget}"))
+                )
+            else:  # alone, after the others are done: if it takes its worker down again, only itself
+                batches.append([row])
+        unbegun: list[Any] = []
+        for batch in batches:
+            _run(conn, batch, token, started, ctx, outcomes, failed, unbegun)
     if unbegun:
         outcomes.update(hand_back(engine, unbegun, token, ctx.clock()))
     for row, error in failed:  # on fresh connections: the failure may have been this one's
@@ -316,6 +323,45 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
     for row in rows:
         metrics.PROCESSING.labels(row.source, str(outcomes[row.id])).observe(elapsed_s)
     return outcomes
+
+
+def _run(
+    conn: Connection,
+    rows: Sequence[Any],
+    token: str,
+    started: datetime,
+    ctx: Context,
+    outcomes: dict[str, Outcome],
+    failed: list[tuple[Any, BaseException]],
+    unbegun: list[Any],
+) -> None:
+    """Normalize (and forward) each claimed event, then finish those that succeeded in one
+    transaction, one by one if that fails; failures go to `failed`, and those not begun because
+    the worker is stopping to `unbegun`."""
+    ready: list[tuple[Any, list[Record]]] = []
+    for row in rows:
+        if ctx.stopping():
+            unbegun.append(row)
+            continue
+        try:
+            ready.append((row, _prepare(row, ctx)))
+        except Exception as exc:
+            failed.append((row, exc))
+    if ready and ctx.fault_delay_s and not _pause(ctx.fault_delay_s, ctx.stopping):
+        unbegun += [row for row, _ in ready]  # a drill's slow work, interrupted: not done
+        ready.clear()
+    try:
+        outcomes.update(_finish(conn, ready, token, started, ctx))
+    except Exception as exc:
+        if len(ready) > 1:
+            log.warning("event.batch_finish_failed", error=repr(exc), events=len(ready))
+        for item in ready if len(ready) > 1 else ():
+            try:
+                outcomes.update(_finish(conn, [item], token, started, ctx))
+            except Exception as alone:
+                failed.append((item[0], _own_fault(alone)))
+        if len(ready) == 1:
+            failed.append((ready[0][0], _own_fault(exc)))
 
 
 def _pause(seconds: float, stopping: Callable[[], bool]) -> bool:

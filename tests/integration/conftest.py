@@ -98,15 +98,23 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(params=["postgres-redis", "sqlite-embedded", "postgres-rabbitmq"])
+BACKENDS = {
+    "postgres-redis": "pg_stack",
+    "sqlite-embedded": "sqlite_stack",
+    "postgres-rabbitmq": "rabbit_stack",
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
 def stack(request: pytest.FixtureRequest) -> Stack:
     """Every backend: the same behaviour is promised on each."""
-    name = {
-        "postgres-redis": "pg_stack",
-        "sqlite-embedded": "sqlite_stack",
-        "postgres-rabbitmq": "rabbit_stack",
-    }[request.param]
-    return request.getfixturevalue(name)
+    return request.getfixturevalue(BACKENDS[request.param])
+
+
+@pytest.fixture(params=["postgres-redis", "postgres-rabbitmq"])
+def server_stack(request: pytest.FixtureRequest) -> Stack:
+    """PostgreSQL with each production broker: what a worker killed or a message lost does there."""
+    return request.getfixturevalue(BACKENDS[request.param])
 
 
 def _close(stack: Stack, request: pytest.FixtureRequest) -> None:

@@ -24,7 +24,7 @@ from connectors.base import SignedRequest
 from events.db import events, make_engine, records
 from events.migrate import upgrade
 
-HOOKYARD = [sys.executable, "-m", "ops.cli"]
+HOOKYARD = (sys.executable, "-m", "ops.cli")
 
 
 @dataclass
@@ -109,11 +109,11 @@ class Stack:
         (self.root / "hookyard.toml").write_text("\n".join(lines))
         (self.root / "secrets.env").write_text("\n".join(secret_lines) + "\n")
 
-    def spawn(self, name: str, *args: str, **env: str) -> Process:
+    def spawn(self, name: str, *args: str, program: tuple[str, ...] = HOOKYARD, **env: str) -> Process:
         log = self.root / f"{name}-{len(self.processes)}.log"
         sink = log.open("wb")
         popen = subprocess.Popen(
-            [*HOOKYARD, *args],
+            [*program, *args],
             cwd=self.root,
             env=self.env(**env),
             stdout=sink,
@@ -135,9 +135,16 @@ class Stack:
         )
         return proc
 
-    def start_worker(self, *extra: str, beat: bool = True, concurrency: int = 2, **env: str) -> Process:
+    def start_worker(
+        self,
+        *extra: str,
+        beat: bool = True,
+        concurrency: int = 2,
+        program: tuple[str, ...] = HOOKYARD,
+        **env: str,
+    ) -> Process:
         args = ["worker", "--concurrency", str(concurrency), *extra] + (["--beat"] if beat else [])
-        proc = self.spawn("worker", *args, **env)
+        proc = self.spawn("worker", *args, program=program, **env)
         wait_for(
             lambda: b"ready." in proc.log.read_bytes(),
             timeout=60,

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from events.db import events
 from tests.integration.harness import Stack, wait_for
@@ -104,30 +105,31 @@ def test_database_down_answers_503_with_retry_after(pg_stack: Stack) -> None:
     assert int(resp.headers["retry-after"]) > 0
 
 
-def test_broker_down_at_ingress_events_are_relayed(pg_stack: Stack) -> None:
+def test_broker_down_at_ingress_events_are_relayed(server_stack: Stack) -> None:
     """Events accepted while the ingress cannot reach the broker are published later by the relay."""
-    pg_stack.start_web(HOOKYARD_BROKER_URL="redis://127.0.0.1:9/0")
+    nowhere = make_url(server_stack.broker_url).set(host="127.0.0.1", port=9)
+    server_stack.start_web(HOOKYARD_BROKER_URL=nowhere.render_as_string(hide_password=False))
     for _ in range(5):
-        assert pg_stack.post("shop", pg_stack.sample("shop", "shopify")).status_code == 200
-    assert pg_stack.states() == {"accepted": 5}
-    pg_stack.start_worker()
-    pg_stack.wait_all_done(5, timeout=60)
+        assert server_stack.post("shop", server_stack.sample("shop", "shopify")).status_code == 200
+    assert server_stack.states() == {"accepted": 5}
+    server_stack.start_worker()
+    server_stack.wait_all_done(5, timeout=60)
 
 
-def test_worker_sigkill_mid_processing_still_exactly_once(pg_stack: Stack) -> None:
+def test_worker_sigkill_mid_processing_still_exactly_once(server_stack: Stack) -> None:
     """A worker killed while holding leases: the relay re-drives the events, each applied once."""
-    pg_stack.start_web()
-    victim = pg_stack.start_worker(HOOKYARD_WORKER__FAULT_DELAY_S="30")
+    server_stack.start_web()
+    victim = server_stack.start_worker(HOOKYARD_WORKER__FAULT_DELAY_S="30")
     for _ in range(4):
-        assert pg_stack.post("shop", pg_stack.sample("shop", "shopify")).status_code == 200
-    wait_for(lambda: pg_stack.states().get("processing", 0) >= 2, timeout=30, what="events in processing")
+        assert server_stack.post("shop", server_stack.sample("shop", "shopify")).status_code == 200
+    wait_for(lambda: server_stack.states().get("processing", 0) >= 2, timeout=30, what="events in processing")
     victim.kill(signal.SIGKILL)
-    pg_stack.start_worker()
-    pg_stack.wait_all_done(4, timeout=90)
-    with pg_stack.engine.connect() as conn:
+    server_stack.start_worker()
+    server_stack.wait_all_done(4, timeout=90)
+    with server_stack.engine.connect() as conn:
         attempts = [a for (a,) in conn.execute(select(events.c.attempts))]
     assert max(attempts) >= 2  # some were claimed by the killed worker first
-    versions = pg_stack.record_versions()
+    versions = server_stack.record_versions()
     assert sorted(versions)[:4] == [1, 1, 1, 1]  # every order applied exactly once
 
 

@@ -55,21 +55,21 @@ def outcomes(stack: Stack, event_id: str) -> list[str]:
         ]
 
 
-def test_transient_failures_then_success_apply_once(pg_stack: Stack) -> None:
+def test_transient_failures_then_success_apply_once(server_stack: Stack) -> None:
     """Downstream fails 3 times then accepts: one effect, 4 attempts recorded, waits within the policy."""
 
     def flaky(key: str, attempt: int, body: Any) -> tuple[int, dict[str, str]]:
         return (503, {}) if attempt <= 3 else (200, {})
 
     with running(Downstream(rule=flaky)) as downstream:
-        forwarding(pg_stack, downstream, "max_attempts = 6, base_s = 0.5, cap_s = 1.0")
-        pg_stack.start_web()
-        pg_stack.start_worker()
-        ids = send(pg_stack, 3)
-        pg_stack.wait_all_done(3, timeout=90)
+        forwarding(server_stack, downstream, "max_attempts = 6, base_s = 0.5, cap_s = 1.0")
+        server_stack.start_web()
+        server_stack.start_worker()
+        ids = send(server_stack, 3)
+        server_stack.wait_all_done(3, timeout=90)
         assert dict(downstream.applied) == dict.fromkeys(ids, 1)
         assert {k: v for k, v in downstream.log.items()} == {i: [503, 503, 503, 200] for i in ids}
-    with pg_stack.engine.connect() as conn:
+    with server_stack.engine.connect() as conn:
         for event_id in ids:
             rows = list(
                 conn.execute(
@@ -83,25 +83,25 @@ def test_transient_failures_then_success_apply_once(pg_stack: Stack) -> None:
             assert all(0 <= g <= 1.0 + 1.0 + 3.0 for g in gaps), gaps
 
 
-def test_poison_event_is_dead_lettered_while_others_flow(pg_stack: Stack) -> None:
+def test_poison_event_is_dead_lettered_while_others_flow(server_stack: Stack) -> None:
     """An event downstream always refuses with 503 dies after max attempts; the rest are processed."""
 
     def poison(key: str, attempt: int, body: Any) -> tuple[int, dict[str, str]]:
         return (503, {}) if body["payload"]["email"] == "poison@example.com" else (200, {})
 
     with running(Downstream(rule=poison)) as downstream:
-        forwarding(pg_stack, downstream, "max_attempts = 3, base_s = 0.2, cap_s = 0.5")
-        pg_stack.start_web()
-        pg_stack.start_worker()
-        [bad] = send(pg_stack, 1, email="poison@example.com")
-        good = send(pg_stack, 5)
-        pg_stack.wait_all_done(5, timeout=60)
-        wait_for(lambda: pg_stack.states().get("dead") == 1, timeout=60, what="the poison event dead")
+        forwarding(server_stack, downstream, "max_attempts = 3, base_s = 0.2, cap_s = 0.5")
+        server_stack.start_web()
+        server_stack.start_worker()
+        [bad] = send(server_stack, 1, email="poison@example.com")
+        good = send(server_stack, 5)
+        server_stack.wait_all_done(5, timeout=60)
+        wait_for(lambda: server_stack.states().get("dead") == 1, timeout=60, what="the poison event dead")
         assert dict(downstream.applied) == dict.fromkeys(good, 1)
-    letters = pg_stack.cli("dlq", "list")
+    letters = server_stack.cli("dlq", "list")
     assert [(d["event_id"], d["attempts"], d["error_class"]) for d in letters] == [(bad, 3, "TransientError")]
-    assert outcomes(pg_stack, bad) == ["retry", "retry", "dead"]
-    shown = pg_stack.cli("dlq", "show", bad)
+    assert outcomes(server_stack, bad) == ["retry", "retry", "dead"]
+    shown = server_stack.cli("dlq", "show", bad)
     assert "503" in shown["error_message"] and "Traceback" in shown["traceback"]
     assert len(shown["attempt_log"]) == 3
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from events import runtime_flags
-from events.db import utcnow
+from events.db import event_tags, utcnow
 from tests.helpers import FakeClock
 from tests.unit.actions_kit import SLACK, TAG, Rig, rule
 from tests.unit.test_processing import ORDER
@@ -31,20 +31,28 @@ def count(rule_name: str, outcome: str) -> float:
 
 
 def test_a_match_records_one_run_per_action_and_publishes_them(rig: Rig) -> None:
-    """Two actions: two pending runs keyed event:rule:index, secrets left out, published after commit."""
+    """Two actions: two runs keyed event:rule:index, secrets left out. event.tag runs in the
+    transaction that records it (done, its tags stored, nothing published); slack.post is pending
+    and published after commit."""
     rig.write("big", rule("big", TAG + SLACK))
-    before = count("big", "matched")
+    before = count("big", "matched"), count("big", "fired")
     event_id = rig.process()
     runs = rig.runs()
     assert [(r.idempotency_key, r.action_type, r.state) for r in runs] == [
-        (f"{event_id}:big:0", "event.tag", "pending"),
+        (f"{event_id}:big:0", "event.tag", "done"),
         (f"{event_id}:big:1", "slack.post", "pending"),
     ]
-    assert runs[0].params == {"tags": ["big", "shop"]}
+    assert runs[0].params == {"tags": ["big", "shop"]} == runs[0].result
+    assert (runs[0].attempts, [h["outcome"] for h in runs[0].history]) == (1, ["done"])
+    with rig.engine.connect() as conn:
+        assert sorted(conn.execute(select(event_tags.c.event_id, event_tags.c.tag))) == [
+            (event_id, "big"),
+            (event_id, "shop"),
+        ]
     assert "webhook_url" not in runs[1].params and runs[1].params["text"] == "Order 1"
-    assert sorted(rig.published) == sorted(r.id for r in runs)
-    assert runs[0].relay_at == rig.clock.now + timedelta(seconds=30)  # published: the relay waits
-    assert count("big", "matched") == before + 1
+    assert rig.published == [runs[1].id]
+    assert runs[1].relay_at == rig.clock.now + timedelta(seconds=30)  # published: the relay waits
+    assert (count("big", "matched"), count("big", "fired")) == (before[0] + 1, before[1] + 1)
 
 
 def test_an_event_no_rule_matches_records_nothing(rig: Rig) -> None:
@@ -57,7 +65,7 @@ def test_an_event_no_rule_matches_records_nothing(rig: Rig) -> None:
 
 def test_processing_twice_records_once(rig: Rig) -> None:
     """A redelivered event id is skipped before matching: its actions are recorded once."""
-    rig.write("big", rule("big", TAG))
+    rig.write("big", rule("big", SLACK))
     event_id = rig.process()
     assert processing.process(rig.engine, event_id, rig.context()) == processing.Outcome.SKIPPED
     assert len(rig.runs()) == 1 and len(rig.published) == 1
@@ -112,7 +120,7 @@ def test_flags_are_read_through_a_cache(rig: Rig) -> None:
 def test_a_throttle_lets_one_per_key_through_and_records_the_rest(rig: Rig) -> None:
     """At most one per source per 10 minutes: the second and third are recorded throttled, unpublished;
     after the window the next one fires again."""
-    rig.write("loud", rule("loud", TAG, extra="") + '[throttle]\nkey = "{{ source }}"\nper = "10m"\n')
+    rig.write("loud", rule("loud", SLACK, extra="") + '[throttle]\nkey = "{{ source }}"\nper = "10m"\n')
     before = count("loud", "throttled")
     for _ in range(3):
         rig.process()
@@ -127,7 +135,7 @@ def test_a_throttle_lets_one_per_key_through_and_records_the_rest(rig: Rig) -> N
 
 def test_a_throttle_counts_each_key_apart(rig: Rig) -> None:
     """Two sources, one key each: both fire."""
-    rig.write("loud", rule("loud", TAG) + '[throttle]\nkey = "{{ source }}"\nper = "1h"\n')
+    rig.write("loud", rule("loud", SLACK) + '[throttle]\nkey = "{{ source }}"\nper = "1h"\n')
     rig.process()
     rig.process(source="other-shop")
     assert [r.state for r in rig.runs()] == ["pending", "pending"]
@@ -150,13 +158,13 @@ def test_debounce_keeps_only_the_last_match_and_waits(rig: Rig) -> None:
 
 def test_an_action_that_cannot_render_is_recorded_dead(rig: Rig) -> None:
     """A tag rendered past 200 characters fails alone: that run is dead with the reason, the other
-    action of the rule is pending."""
+    action of the rule is done."""
     long_tag = '[[actions]]\ntype = "event.tag"\ntags = ["{{ \'x\' * 300 }}"]\n'
     rig.write("odd", rule("odd", TAG + long_tag))
     before = count("odd", "failed")
     rig.process()
     states = [(r.action_index, r.state) for r in rig.runs()]
-    assert states == [(0, "pending"), (1, "dead")]
+    assert states == [(0, "done"), (1, "dead")]
     dead = rig.runs()[1]
     assert dead.params is None and "rendered tags.0" in dead.last_error
     assert count("odd", "failed") == before + 1

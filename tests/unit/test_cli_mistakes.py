@@ -112,6 +112,50 @@ def test_bad_database_url_is_one_line_exit_2_and_creates_nothing(tmp_path: Path,
     assert files(tmp_path) == set()
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"HOOKYARD_BROKER_URL": "redis://127.0.0.1:9/0", "HOOKYARD_RABBITMQ__QUORUM_QUEUES": "true"},
+            "configuration error: HOOKYARD_RABBITMQ__QUORUM_QUEUES=true needs a RabbitMQ broker",
+        ),
+        (
+            {"HOOKYARD_RABBITMQ__DELIVERY_LIMIT": "0"},
+            "configuration error: HOOKYARD_RABBITMQ__DELIVERY_LIMIT: Input should be greater than or equal",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_work_stops_every_process_with_its_name(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    """A settings mistake is one line naming the variable, exit 2, for web, worker and beat alike."""
+    (tmp_path / "hookyard.toml").write_text(PROJECT)
+    for args in (("web", "--port", str(free_port())), ("worker",), ("beat",)):
+        assert one_error_line(run(*args, cwd=tmp_path, **env)).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("--group", "vendors"),
+            "error: --group 'vendors': name one or more of events, actions, maintenance, sync",
+        ),
+        (("--group", "events", "--queues", "hookyard.sync"), "error: --queues and --group: give one of them"),
+        (
+            ("--queues", "hookyard.sync,hookyard.typo"),
+            "error: --queues: 'hookyard.typo' is not a Hookyard queue (hookyard.<connector>, "
+            "hookyard.actions, hookyard.maintenance, hookyard.sync)",
+        ),
+    ],
+)
+def test_a_worker_told_an_unknown_queue_or_group_does_not_start(
+    tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    (tmp_path / "hookyard.toml").write_text(PROJECT)
+    assert one_error_line(run("worker", *args, cwd=tmp_path)) == expected
+
+
 @pytest.mark.parametrize("name", sorted(set(DB_COMMANDS) - {"dev"}) + ["sources list"])
 def test_outside_a_project_directory_is_one_line_and_creates_nothing(tmp_path: Path, name: str) -> None:
     """No sources file here and no database URL given: say where to run it, exit 2, no stray

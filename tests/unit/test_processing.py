@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import Engine, insert, select
 
 from events import dlq
@@ -25,7 +26,7 @@ from schemas.records import Customer
 from tests.helpers import FakeClock
 from workers import processing
 from workers.processing import Outcome
-from workers.relay import due_for_relay
+from workers.relay import due_for_relay, split_lost
 
 
 def add_event(engine: Engine, payload: dict[str, Any], **overrides: Any) -> str:
@@ -341,3 +342,62 @@ def test_a_hand_back_releases_the_lease_at_once_and_uncounts_the_attempt(engine:
         assert {r.id for r in due_for_relay(conn, now, 10)} == {fresh, retried}
         assert len(processing.claim(conn, [fresh, retried], "next", now, 60)) == 2
     assert event_row(engine, fresh).attempts == 1  # one attempt in all, none recorded as lost
+
+
+class WorkerDied(BaseException):
+    """Stands for the worker process dying mid-event: nothing after it runs, nothing is caught."""
+
+
+def test_an_event_that_kills_its_worker_is_dead_lettered_and_spares_its_neighbours(engine: Engine) -> None:
+    """A batch whose worker dies: the relay sends each of its events alone; the innocent one is done,
+    the one that kills its worker again is dead-lettered (WorkerLost) once lost attempts use its
+    budget, without being run again."""
+    poison, good = add_event(engine, {**ORDER, "id": 1}), add_event(engine, {**ORDER, "id": 2})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["Idempotency-Key"] == poison:
+            raise WorkerDied
+        return httpx.Response(200)
+
+    clock = FakeClock(utcnow())
+    ctx = forwarding_context(handler, clock, max_attempts=2)
+    with pytest.raises(WorkerDied):
+        processing.process_many(engine, [good, poison], ctx)
+    clock.advance(31)  # the lease expires
+    with engine.connect() as conn:
+        together, alone = split_lost(due_for_relay(conn, clock.now, 10))
+    assert together == [] and sorted(alone) == sorted([(poison, "shopify"), (good, "shopify")])
+
+    assert processing.process(engine, good, ctx) == Outcome.DONE
+    with pytest.raises(WorkerDied):
+        processing.process(engine, poison, ctx)
+    clock.advance(31)
+    assert processing.process(engine, poison, ctx) == Outcome.DEAD
+    with engine.connect() as conn:
+        letter = conn.execute(select(dead_letters)).one()
+        log = [r.outcome for r in conn.execute(select(attempts).where(attempts.c.event_id == poison))]
+    assert (letter.event_id, letter.error_class) == (poison, "WorkerLost")
+    assert "attempt 2, the last of 2" in letter.error_message
+    assert log == ["lease_expired", "lease_expired", "dead"]
+    assert event_row(engine, good).state == EventState.DONE
+
+
+def test_a_lost_attempt_with_budget_left_runs_after_its_batch_is_finished(engine: Engine) -> None:
+    """Claimed again together, the event whose last attempt was lost runs after the others are
+    committed: if it kills the worker again, they are done already."""
+    poison, good = add_event(engine, {**ORDER, "id": 1}), add_event(engine, {**ORDER, "id": 2})
+    clock = FakeClock(utcnow())
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["Idempotency-Key"] == poison:
+            raise WorkerDied
+        return httpx.Response(200)
+
+    ctx = forwarding_context(handler, clock, max_attempts=5)
+    with engine.begin() as conn:  # a worker claimed the poison and died
+        processing.claim(conn, [poison], "dead-worker", clock.now, 30)
+    clock.advance(31)
+    with pytest.raises(WorkerDied):
+        processing.process_many(engine, [poison, good], ctx)
+    assert event_row(engine, good).state == EventState.DONE
+    assert event_row(engine, poison).state == EventState.PROCESSING
