@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install dev test unit integration lint bench clean
 
@@ -37,7 +38,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed  ## the benchmark on real PostgreSQL + Redis (see BENCHMARKS.md); not in CI
 	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)  # e.g. make bench BENCH_ARGS="--only scale"
 
 clean:
 	rm -rf $(VENV) .hookyard .pytest_cache

@@ -293,6 +293,9 @@ def table(results: dict[str, Any]) -> str:
     if dev:
         add("")
         add(_dev_table(dev))
+    if results.get("scale"):
+        add("")
+        add(_scale_table(results["scale"]))
     mem = results.get("memory_peak_rss")
     if mem:
         add("")
@@ -336,6 +339,31 @@ def _dev_table(dev: dict[str, Any]) -> str:
         f"  states {dev['states']}; records {dev['records']:,} (expected {dev['records_expected']:,})"
     )
     return "\n".join(lines)
+
+
+def _scale_table(scale: dict[str, Any]) -> str:
+    lines = ["SCALE  one PostgreSQL, one Redis, everything on the same cores (ratios to the first step)"]
+    first = scale["ingress"][0]["accepted_per_s"] or 1
+    for step in scale["ingress"]:
+        lines.append(
+            f"  ingress ×{step['processes']}: {step['accepted_per_s']:8,.0f} accepted/s "
+            f"({step['accepted_per_s'] / first:.2f}×), p99 {_f(step['p99_ms'])} ms, "
+            f"{step['stored']:,} stored of {step['answered_2xx']:,} 2xx; CPU ms/event {_costs(step)}"
+        )
+    first = scale["workers"][0]["processed_per_s"] or 1
+    for step in scale["workers"]:
+        lines.append(
+            f"  workers ×{step['nodes']}: {step['processed_per_s']:8,.0f} processed/s "
+            f"({step['processed_per_s'] / first:.2f}×), {step['done']:,} of {step['events']:,}; "
+            f"CPU ms/event {_costs(step)}"
+        )
+    return "\n".join(lines)
+
+
+def _costs(step: dict[str, Any]) -> str:
+    cpu = ", ".join(f"{k} {v}" for k, v in step["cpu_ms_per_event"].items())
+    db = step["db_per_event"]
+    return f"{cpu}; per event {db['commits']} commits, {db['bytes']:,.0f} bytes of database"
 
 
 def _cell(r: dict[str, Any] | None) -> str:

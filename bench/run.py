@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import text
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules", "fetch")
+PHASES = ("ceiling", "ingress", "workers", "e2e", "dev", "rules", "fetch", "scale")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--rules-window-s", type=float, default=60.0, help="measure the rules phase over at most this long"
     )
+    p.add_argument("--scale-s", type=float, default=8.0, help="scale: measured seconds per ingress step")
+    p.add_argument("--scale-events", type=int, default=6000, help="scale: events per worker step")
+    p.add_argument(
+        "--scale-window-s",
+        type=float,
+        default=40.0,
+        help="scale: measure a worker step over at most this long",
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -70,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.saturation_s, args.rate_s, args.events, args.e2e_s, args.storm = 3.0, 3.0, 2000, 5.0, 200
         args.worker_window_s, args.e2e_drain_s = 5.0, 20.0
         args.rules_events, args.rules_window_s = 1000, 20.0
+        args.scale_s, args.scale_events, args.scale_window_s = 3.0, 1500, 20.0
     return args
 
 
@@ -233,6 +242,18 @@ def main(argv: list[str] | None = None) -> None:
 
             log(f"fetch: {fetch.UPDATES:,} webhooks on {fetch.ORDERS} orders, fetched from a fake Shopify")
             results["fetch"] = fetch.run(stack, log=log)
+        if "scale" in only:
+            from bench import scale
+
+            log("scale: 1, 2 and 4 ingress processes, then 1, 2 and 4 worker nodes")
+            results["scale"] = scale.run(
+                stack,
+                seconds=args.scale_s,
+                events=args.scale_events,
+                window_s=args.scale_window_s,
+                connections=args.connections,
+                log=log,
+            )
     finally:
         sampler.stop()
         stack.close()

@@ -454,6 +454,20 @@ event_tags = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Beat leadership (events/leader.py): one row per lease. The fencing token grows every time the
+# lease changes hands; the holder writes the schedule's last runs with each send, so whoever leads
+# next goes on from them.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("holder", String(200), nullable=False),  # host:pid:random of the process that holds it
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_runs", JSON, nullable=False),  # schedule entry → unix time of its last send
+)
+
 
 def text_limit(table: Table, column: str) -> int:
     """The declared length of a String column: values are checked against it before they are written."""

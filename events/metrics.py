@@ -19,7 +19,7 @@ database when it is scraped (`events.exposition.InboxCollector`).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 UNKNOWN_SOURCE = "_unknown"  # the source label of a request to a path that names no source
 
@@ -119,6 +119,17 @@ UI_REJECTIONS = Counter(
     "hookyard_ui_rejections_total", "Dashboard requests refused", ["reason"]
 )  # reason: no_session | csrf | bad_login | read_only
 
+# beat leadership (events/leader.py)
+BEAT_LEADING = Gauge(
+    "hookyard_beat_leading",
+    "1 while this process holds the lease and sends the schedule (summed over this machine's processes)",
+    ["lease"],
+    multiprocess_mode="livesum",
+)
+BEAT_LEADERSHIP = Counter(
+    "hookyard_beat_leadership_changes_total", "Beat lease changes seen by this process", ["change"]
+)  # change: acquired | lost | released
+
 # operator API (ops/api_errors.py)
 API_REJECTIONS = Counter(
     "hookyard_api_rejections_total", "Operator API requests refused", ["status", "error"]
@@ -146,6 +157,8 @@ PROCESS_METRICS = (
     MONITOR_RUNS,
     UI_REJECTIONS,
     API_REJECTIONS,
+    BEAT_LEADING,
+    BEAT_LEADERSHIP,
 )
 
 # Gauges computed from the database at scrape time: name → (help, labels).

@@ -5,6 +5,7 @@ metrics directory (`HOOKYARD_METRICS__DIR`, default `.hookyard/metrics`):
 
     <dir>/web-<pid>-<host>/      `hookyard web` and its uvicorn workers
     <dir>/worker-<pid>-<host>/   `hookyard worker` and its prefork children (the relay runs there too)
+    <dir>/beat-<pid>-<host>/     `hookyard beat` (whether it leads)
 
 A launcher empties its own directory when it starts and removes the directories of launchers on the
 same host that are gone, so counters start from zero after a restart (Prometheus sees a reset), while
@@ -28,7 +29,7 @@ from prometheus_client import values
 from prometheus_client.multiprocess import mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_LAUNCHER_DIR = re.compile(r"(?P<kind>web|worker)-(?P<pid>\d+)-(?P<host>.+)")
+_LAUNCHER_DIR = re.compile(r"(?P<kind>web|worker|beat)-(?P<pid>\d+)-(?P<host>.+)")
 
 
 def process_dir() -> Path | None:
@@ -55,6 +56,13 @@ def prepare_process_dir(base: Path, kind: str) -> Path:
     os.environ[MULTIPROC_ENV] = str(own)
     values.ValueClass = values.get_value_class()  # prometheus-client may be imported already
     return own
+
+
+def own_files_in_child() -> None:
+    """A child that closed every descriptor it inherited (Celery's embedded beat process does) must
+    not touch its parent's metric files: the values it creates from now on open files of its own."""
+    if process_dir() is not None:
+        values.ValueClass = values.get_value_class()
 
 
 def _alive(pid: int) -> bool:

@@ -165,6 +165,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # of a publish), for a "sent" state a queued task shows anyway in its queue's length
         "worker_send_task_events": True,
         "task_send_sent_event": False,
+        # sends only while it holds the beat lease (any number of beats may run; one leads)
+        "beat_scheduler": "workers.beat:LeaderScheduler",
         "beat_schedule": {
             "relay": {
                 "task": RELAY_TASK,

@@ -30,6 +30,9 @@ class IngressSettings(BaseModel):
     writers: int = 2  # inbox transactions in flight at once
     max_pending: int = 20_000  # requests waiting for the inbox beyond this are shed with 429
     publish_linger_s: float = 0.02  # wait this long for more ids before a publish (batches them)
+    # SIGTERM: take no new connections, answer the requests in flight, then stop; a request still
+    # unanswered after this long is cut (it was not acknowledged: the vendor retries it)
+    shutdown_grace_s: int = Field(default=20, ge=1, le=600)
 
 
 class WorkerSettings(BaseModel):
@@ -38,6 +41,12 @@ class WorkerSettings(BaseModel):
     fault_delay_s: float = 0.0  # failure drills only: hold each lease this long before finishing
     fault_delay_before_action_s: float = 0.0  # failure drills only: claimed, not yet acted
     fault_delay_after_action_s: float = 0.0  # failure drills only: acted and recorded, task not acked
+
+
+class BeatSettings(BaseModel):
+    # Any number of `hookyard beat` may run; the one holding this lease (a database row) sends. It
+    # renews every lease_s / 4; a standby takes over within 1.25 × lease_s of the leader's death.
+    lease_s: float = Field(default=20.0, ge=1.0, le=45.0)
 
 
 class RabbitMQSettings(BaseModel):
@@ -123,6 +132,7 @@ class Settings(BaseSettings):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    beat: BeatSettings = Field(default_factory=BeatSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

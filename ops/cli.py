@@ -27,7 +27,7 @@ from events.dlq import parse_value, set_path
 from events.log import JSON, configure_logging
 from events.multiprocess import prepare_process_dir
 from events.secretbox import TOKEN_KEYS_VAR, new_key
-from events.settings import DATA_DIR, EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
+from events.settings import EMBEDDED_IDS_PER_MESSAGE, Settings, get_settings
 from events.sources import Source, load_sources, read_secrets_file
 from ops.cli_connections import connections_cli
 from ops.cli_dlq import dlq_cli, sources_cli, tokens_cli
@@ -222,6 +222,7 @@ def web(
         loop="auto",
         http=JsonErrorsProtocol,
         lifespan="on",
+        timeout_graceful_shutdown=settings.ingress.shutdown_grace_s,
     )
 
 
@@ -270,13 +271,19 @@ def worker(
         str | None,
         typer.Option(help="Comma-separated queue groups instead: events, actions, maintenance, sync."),
     ] = None,
-    beat: Annotated[bool, typer.Option("--beat", help="Embed the scheduler (one per system!).")] = False,
+    beat: Annotated[
+        bool, typer.Option("--beat", help="Embed the scheduler (it sends while it holds the beat lease).")
+    ] = False,
     pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve this worker's metrics on this port (a machine without `hookyard web`)."),
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+    hostname: Annotated[
+        str | None,
+        typer.Option(help="Celery node name (default celery@HOST); each worker on a machine needs its own."),
+    ] = None,
 ) -> None:
     """Run a Celery worker on the vendor queues."""
     configured = _configured()  # refuse to start on a bad config, even with --queues
@@ -291,7 +298,7 @@ def worker(
     from events.queue import app
 
     if metrics_port is not None:
-        _serve_worker_metrics(metrics_host, metrics_port)
+        _serve_own_metrics(metrics_host, metrics_port)
     argv = [
         *_celery_quiet(),
         "worker",
@@ -306,34 +313,37 @@ def worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    if group is not None:  # one Celery node per group on a machine: events@host, actions@host, …
+    if hostname:
+        argv += ["--hostname", hostname]
+    elif group is not None:  # one Celery node per group on a machine: events@host, actions@host, …
         argv += ["--hostname", f"{group.replace(',', '+')}@%h"]
     if beat:
-        DATA_DIR.mkdir(exist_ok=True)
-        argv += ["--beat", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+        argv.append("--beat")
         schedule_syncs(configured)
     app.worker_main(argv)
 
 
 @cli.command()
-def beat() -> None:
-    """Run the scheduler (relay, syncs). Exactly one per system."""
+def beat(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this beat's metrics on this port (a machine without `hookyard web`)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
+    """Run the scheduler (relay, monitor, retention, syncs). Run two or more: one leads, the others
+    stand by and take over within 1.25 × HOOKYARD_BEAT__LEASE_S."""
     configured = _configured()  # the tasks it schedules run on these sources: a bad config stops it here too
+    settings = get_settings()
+    open_database(settings, project=False).dispose()  # the lease lives there: reachable and migrated
+    prepare_process_dir(settings.metrics.dir, "beat")  # before any metric exists
+    configure_logging(settings.log_format, settings.log_level)
     from events.queue import app
 
+    if metrics_port is not None:
+        _serve_own_metrics(metrics_host, metrics_port)
     schedule_syncs(configured)
-    settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    DATA_DIR.mkdir(exist_ok=True)
-    argv = [
-        *_celery_quiet(),
-        "beat",
-        "--loglevel",
-        "INFO",
-        "--schedule",
-        str(DATA_DIR / "celerybeat-schedule"),
-    ]
-    app.start(argv)
+    app.start([*_celery_quiet(), "beat", "--loglevel", "INFO"])
 
 
 def _celery_quiet() -> list[str]:
@@ -341,8 +351,9 @@ def _celery_quiet() -> list[str]:
     return ["--quiet"] if get_settings().log_format == JSON else []
 
 
-def _serve_worker_metrics(host: str, port: int) -> None:
-    """The metrics of this worker and its pool children, on their own port (Prometheus text format)."""
+def _serve_own_metrics(host: str, port: int) -> None:
+    """The metrics of this process and its children (a worker's pool), on their own port
+    (Prometheus text format)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from events.exposition import own_collector

@@ -106,6 +106,16 @@ def _print(data: dict[str, Any]) -> None:
         [(r["source"], str(r["dead"]), when(r["latest"])) for r in data["dead_letters"]],
         keep=("source",),
     )
+    beat = data["beat"]
+    if beat is None:
+        console.print("[bold]Beat[/]: [red]no beat has run[/]")
+    else:
+        lead = f"led by {beat['holder']}" if beat["live"] else "[red]no leader[/] (lease lapsed)"
+        console.print(
+            f"[bold]Beat[/]: {lead}, token {beat['token']}, since {when(beat['since'])}, "
+            f"lease until {when(beat['until'])}",
+            highlight=False,
+        )
     if data["quotas"]:
         console.print("[bold]API quotas[/] (UTC day)")
         print_table(

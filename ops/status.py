@@ -8,6 +8,7 @@ database (and the broker's queue lengths), JSON-ready.
     dead letters per source: how many wait for an operator, and the latest
     quotas       vendor API calls today against the daily quota, and when it runs out at the
                  recent rate
+    beat         who holds the beat lease (the one beat that sends the schedule), until when
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, func, select
 
-from events import counts, flags
+from events import counts, flags, leader
 from events.db import UNFINISHED, LetterState, dead_letters, events
 from events.exposition import GAUGE_STATES, read_inbox_stats
 from events.health.quota import day_start, forecast, hour_start, trailing_hour_rate
@@ -167,6 +168,7 @@ def snapshot(
             "oldest_unfinished": oldest_unfinished(conn, now),
             "dead_letters": dead_letter_rows(conn),
             "quotas": quota_rows(conn, sources, now),
+            "beat": leader.current(conn, now),
         }
     result["inbox"] = inbox_rows(engine, sources, now)
     if depths is not None:

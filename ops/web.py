@@ -145,6 +145,7 @@ class HookyardApp:
                 self.readiness.close()
                 self.sync_engine.dispose()
                 mark_dead(os.getpid())
+                log.info("ingress.stopped")  # uvicorn answered every request it had taken first
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

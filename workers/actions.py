@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Engine, select
 
 from connectors import registry
 from events.db import ActionState, action_runs, events, utcnow
-from events.queue import trigger_sync
+from events.queue import publish_actions, trigger_sync
 from rules.actions import SECRET, marked
 from rules.constants import ACTION_RETRY
 from rules.context import context
@@ -69,6 +69,7 @@ class Outcome(StrEnum):
     LOST_LEASE = "lost_lease"
     RETRY = "retry"
     DEAD = "dead"
+    HANDED_BACK = "handed_back"  # claimed, not begun: the worker is stopping (workers.stopping)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class ActionContext:
     clock: Callable[[], datetime] = utcnow
     fault_delay_before_s: float = 0.0
     fault_delay_after_s: float = 0.0
+    stopping: Callable[[], bool] = lambda: False  # the worker is stopping: hand back what is not begun
 
 
 _CLAIM = leases.claim_statement(
@@ -88,6 +90,9 @@ _CLAIM = leases.claim_statement(
     ready=(),
     waiting=(ActionState.PENDING, ActionState.RETRY, ActionState.RUNNING),
     running=ActionState.RUNNING,
+)
+_HAND_BACK = leases.hand_back_statement(
+    action_runs, fresh=ActionState.PENDING, waiting=ActionState.RETRY, running=ActionState.RUNNING
 )
 
 
@@ -101,14 +106,34 @@ def run_many(engine: Engine, run_ids: Sequence[str], ctx: ActionContext) -> dict
             lease_s = ctx.lease_s * len(run_ids)  # each may take up to lease_s, one after the other
             claim = leases.claim_params(run_ids, token, ctx.clock(), lease_s)
             claimed = {row.id: row for row in conn.execute(_CLAIM, claim)}
+        unbegun = []
         for run_id in run_ids:
             row = claimed.get(run_id)
             if row is None:
                 log.info("action.skipped", run_id=run_id)
                 outcomes[run_id] = Outcome.SKIPPED
+            elif ctx.stopping():
+                unbegun.append(run_id)
             else:
                 outcomes[run_id] = _run(conn, row, token, ctx)
+        if unbegun:
+            with conn.begin():
+                params = {"b_ids": unbegun, "b_token": token, "b_now": ctx.clock()}
+                back = {r.id for r in conn.execute(_HAND_BACK, params)}
+            outcomes |= {
+                run_id: Outcome.HANDED_BACK if run_id in back else Outcome.LOST_LEASE for run_id in unbegun
+            }
+            log.info("action.handed_back", runs=len(back))
+            _publish_back(back)
     return outcomes
+
+
+def _publish_back(run_ids: set[str]) -> None:
+    """Runs given back go to the actions queue at once (if that fails, the relay sends them)."""
+    try:
+        publish_actions(run_ids)
+    except Exception as exc:
+        log.warning("action.hand_back_unpublished", runs=len(run_ids), error=repr(exc))
 
 
 def _run(conn: Connection, row: Any, token: str, ctx: ActionContext) -> Outcome:

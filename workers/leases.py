@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, and_, bindparam, or_, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, case, or_, update
 
 from schemas.errors import TransientError
 from schemas.retry import RetryPolicy, Verdict, classify
@@ -41,6 +41,29 @@ def claim_statement(table: Table, *, ready: Sequence[str], waiting: Sequence[str
             relay_at=bindparam("b_expires", type_=when),
         )
         .returning(*table.c)
+    )
+
+
+def hand_back_statement(table: Table, *, fresh: str, waiting: str, running: str) -> Update:
+    """Give back rows claimed under `b_token` and not worked on (a worker stopping): the lease
+    released, the attempt uncounted, due and relayable at `b_now`; `fresh` for a first attempt, else
+    `waiting`. Parameters: b_ids, b_token, b_now. Returns the ids given back."""
+    when = table.c.available_at.type
+    return (
+        update(table)
+        .where(
+            table.c.id.in_(bindparam("b_ids", expanding=True)),
+            table.c.lease_token == bindparam("b_token"),
+            table.c.state == running,
+        )
+        .values(
+            state=case((table.c.attempts > 1, waiting), else_=fresh),
+            lease_token=None,
+            attempts=table.c.attempts - 1,
+            available_at=bindparam("b_now", type_=when),
+            relay_at=bindparam("b_now", type_=when),
+        )
+        .returning(table.c.id)
     )
 
 

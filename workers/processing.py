@@ -40,7 +40,7 @@ from events.db import (
     text_limit,
     utcnow,
 )
-from events.queue import PROCESS_TASK, publish_fetches
+from events.queue import PROCESS_TASK, publish, publish_fetches
 from events.sources import Source
 from schemas.envelope import Envelope
 from schemas.errors import InvalidPayload, WorkerLost
@@ -59,6 +59,7 @@ class Outcome(StrEnum):
     LOST_LEASE = "lost_lease"  # our lease expired and another worker took over
     RETRY = "retry"
     DEAD = "dead"
+    HANDED_BACK = "handed_back"  # claimed, not worked on: the worker is stopping (workers.stopping)
 
 
 PublishFetches = Callable[[list[tuple[str, str, str, float]]], None]
@@ -76,6 +77,7 @@ class Context:
     fault_delay_s: float = 0.0
     automation: Automation | None = None  # the rules, when the sources file names a folder of them
     publish_fetches: PublishFetches = publish_fetches  # sends the fetches events ask for
+    stopping: Callable[[], bool] = lambda: False  # the worker is stopping: hand back what is not begun
 
 
 def policy_for(vendor: str, source: Source | None) -> RetryPolicy:
@@ -95,6 +97,9 @@ _CLAIM = leases.claim_statement(
     ready=(EventState.ACCEPTED,),
     waiting=(EventState.RETRY, EventState.PROCESSING),
     running=EventState.PROCESSING,
+)
+_HAND_BACK = leases.hand_back_statement(
+    events, fresh=EventState.ACCEPTED, waiting=EventState.RETRY, running=EventState.PROCESSING
 )
 
 
@@ -319,8 +324,11 @@ def process_many(engine: Engine, event_ids: Sequence[str], ctx: Context) -> dict
                 )
             else:  # alone, after the others are done: if it takes its worker down again, only itself
                 batches.append([row])
+        unbegun: list[Any] = []
         for batch in batches:
-            _run(conn, batch, token, started, ctx, outcomes, failed)
+            _run(conn, batch, token, started, ctx, outcomes, failed, unbegun)
+    if unbegun:
+        outcomes.update(hand_back(engine, unbegun, token, ctx.clock()))
     for row, error in failed:  # on fresh connections: the failure may have been this one's
         structlog.contextvars.bind_contextvars(event_id=row.id, source=row.source, attempt=row.attempts)
         policy = policy_for(row.vendor, ctx.sources.get(row.source))
@@ -361,17 +369,23 @@ def _run(
     ctx: Context,
     outcomes: dict[str, Outcome],
     failed: list[tuple[Any, BaseException]],
+    unbegun: list[Any],
 ) -> None:
     """Normalize (and forward) each claimed event, then finish those that succeeded in one
-    transaction, one by one if that fails; failures go to `failed`."""
+    transaction, one by one if that fails; failures go to `failed`, and those not begun because
+    the worker is stopping to `unbegun`."""
     ready: list[tuple[Any, list[Record]]] = []
     for row in rows:
+        if ctx.stopping():
+            unbegun.append(row)
+            continue
         try:
             ready.append((row, _prepare(row, ctx)))
         except Exception as exc:
             failed.append((row, exc))
-    if ready and ctx.fault_delay_s:
-        time.sleep(ctx.fault_delay_s)
+    if ready and ctx.fault_delay_s and not _pause(ctx.fault_delay_s, ctx.stopping):
+        unbegun += [row for row, _ in ready]  # a drill's slow work, interrupted: not done
+        ready.clear()
     try:
         outcomes.update(_finish(conn, ready, token, started, ctx))
     except Exception as exc:
@@ -384,6 +398,35 @@ def _run(
                 failed.append((item[0], _own_fault(alone)))
         if len(ready) == 1:
             failed.append((ready[0][0], _own_fault(exc)))
+
+
+def _pause(seconds: float, stopping: Callable[[], bool]) -> bool:
+    """Sleep `seconds` unless asked to stop first (False)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stopping():
+            return False
+        time.sleep(min(left, 0.1))
+    return True
+
+
+def release(conn: Connection, event_ids: Sequence[str], token: str, now: datetime) -> set[str]:
+    """Release our leases on events not begun: claimable by anyone at `now`; the ids released."""
+    params = {"b_ids": list(event_ids), "b_token": token, "b_now": now}
+    return {r.id for r in conn.execute(_HAND_BACK, params)}
+
+
+def hand_back(engine: Engine, rows: Sequence[Any], token: str, now: datetime) -> dict[str, Outcome]:
+    """Claimed events this worker will not process (it is stopping): the lease released, the attempt
+    uncounted, published again at once (if that fails, the relay sends them: they are due now)."""
+    with engine.begin() as conn:
+        back = release(conn, [row.id for row in rows], token, now)
+    try:
+        publish((row.id, row.vendor) for row in rows if row.id in back)
+    except Exception as exc:
+        log.warning("event.hand_back_unpublished", events=len(back), error=repr(exc))
+    log.info("event.handed_back", events=len(back))
+    return {row.id: Outcome.HANDED_BACK if row.id in back else Outcome.LOST_LEASE for row in rows}
 
 
 def _own_fault(error: BaseException) -> BaseException:

@@ -83,6 +83,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
     rand: Callable[[], float] = random.random
+    stopping: Callable[[], bool] = lambda: False  # the worker is stopping: end the slice after this page
 
 
 @dataclass
@@ -186,7 +187,7 @@ def run(
             number += 1
             if progress is not None:
                 progress(result.counts, number)
-            if deps.monotonic() - began > deps.slice_s:
+            if deps.monotonic() - began > deps.slice_s or deps.stopping():
                 result.status, result.resume_at = RunStatus.PARTIAL, deps.clock()
                 break
     except LeaseLost:

@@ -25,7 +25,7 @@ from events.refresh import auth_for
 from events.secretbox import load_box
 from events.settings import Settings, get_settings
 from events.sources import Source, environment, load_sources
-from workers import fetching, syncing
+from workers import fetching, stopping, syncing
 from workers.tasks import engine
 
 DEFAULT_SLOT_S = 60.0  # a beat slot's length when the stream has no interval of its own
@@ -64,6 +64,7 @@ def make_deps(settings: Settings) -> syncing.Deps:
         lease_s=settings.sync.lease_s,
         slice_s=settings.sync.slice_s,
         breaker_open_s=settings.sync.breaker_open_s,
+        stopping=stopping.requested,
     )
 
 

@@ -13,6 +13,7 @@ import structlog
 from celery import Task
 from celery.apps.worker import install_worker_term_handler
 from celery.signals import (
+    task_postrun,
     task_prerun,
     worker_process_init,
     worker_process_shutdown,
@@ -44,7 +45,7 @@ from events.settings import get_settings
 from events.sources import load_sources
 from rules.loader import RulesWatcher, watch_configured
 from rules.ruleset import RuleSet
-from workers import actions, monitor, processing
+from workers import actions, monitor, processing, stopping
 from workers.automation import Automation
 from workers.relay import relay as run_relay
 from workers.retention import prune
@@ -89,6 +90,7 @@ def _context(pid: int) -> processing.Context:
         http=httpx.Client(timeout=10.0),
         fault_delay_s=settings.worker.fault_delay_s,
         automation=automation,
+        stopping=stopping.requested,
     )
 
 
@@ -101,6 +103,7 @@ def _actions_context(pid: int) -> actions.ActionContext:
         http=make_http_client(),
         fault_delay_before_s=settings.worker.fault_delay_before_action_s,
         fault_delay_after_s=settings.worker.fault_delay_after_action_s,
+        stopping=stopping.requested,
     )
 
 
@@ -125,6 +128,7 @@ def _init_process(**_: object) -> None:
     and the thread that writes its counts (vendor API calls) to the database."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    stopping.in_pool_child()
     for source in _context(os.getpid()).sources.values():
         registry.get(source.connector)
     _actions_context(os.getpid())
@@ -139,6 +143,12 @@ def _bind_task(task_id: str, task: Task, **_: object) -> None:
     before it in this process."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
+    stopping.during_task()  # SIGTERM now means: finish the item at hand, hand the rest back
+
+
+@task_postrun.connect
+def _task_over(**_: object) -> None:
+    stopping.after_task()
 
 
 @worker_process_shutdown.connect
@@ -150,9 +160,10 @@ def _process_exit(pid: int, **_: object) -> None:
 @worker_ready.connect
 def _quiet_term_handler(sender: Any, **_: object) -> None:
     """Celery writes `worker: Warm shutdown (MainProcess)` to stdout as plain text on SIGTERM; keep
-    the warm shutdown and say it in a structured line instead (`worker.stopping`). A pool without
-    child processes (solo, threads) runs its tasks in this process: it gets a flusher too."""
-    install_worker_term_handler(sender, verbose=False)
+    the warm shutdown and say it in a structured line instead (`worker.stopping`), and have the
+    tasks running hand back what they have not begun (`workers.stopping`). A pool without child
+    processes (solo, threads) runs its tasks in this process: it gets a flusher too."""
+    install_worker_term_handler(sender, callback=stopping.stop_pool, verbose=False)
     _start_flusher()
 
 

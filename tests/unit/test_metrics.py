@@ -19,6 +19,8 @@ from events.exposition import FilesCollector, InboxCollector
 from tests.unit.test_processing import add_event
 
 EXPECTED = {
+    "hookyard_beat_leading": ("gauge", ("lease",)),
+    "hookyard_beat_leadership_changes_total": ("counter", ("change",)),
     "hookyard_ingress_requests_total": ("counter", ("source", "status", "reason")),
     "hookyard_ingress_events_total": ("counter", ("source", "outcome")),
     "hookyard_ingress_request_duration_seconds": ("histogram", ("source",)),

@@ -327,6 +327,23 @@ def test_after_a_replay_attempt_numbers_go_on_and_the_budget_starts_afresh(engin
     assert numbers == [(1, "retry"), (2, "dead"), (3, "retry"), (4, "done")]
 
 
+def test_a_hand_back_releases_the_lease_at_once_and_uncounts_the_attempt(engine: Engine) -> None:
+    """A stopping worker gives back what it claimed and did not begin: no lease left, the attempt
+    uncounted, claimable (and relayable) now by anyone; a retry goes back to waiting, not to new."""
+    fresh, retried = add_event(engine, ORDER), add_event(engine, ORDER, state=EventState.RETRY, attempts=2)
+    now = utcnow()
+    with engine.begin() as conn:
+        assert len(processing.claim(conn, [fresh, retried], "stopping", now, 60)) == 2
+    with engine.begin() as conn:
+        assert processing.release(conn, [fresh, retried], "stopping", now) == {fresh, retried}
+    rows = [event_row(engine, event_id) for event_id in (fresh, retried)]
+    assert [(r.state, r.attempts, r.lease_token) for r in rows] == [("accepted", 0, None), ("retry", 2, None)]
+    with engine.begin() as conn:
+        assert {r.id for r in due_for_relay(conn, now, 10)} == {fresh, retried}
+        assert len(processing.claim(conn, [fresh, retried], "next", now, 60)) == 2
+    assert event_row(engine, fresh).attempts == 1  # one attempt in all, none recorded as lost
+
+
 class WorkerDied(BaseException):
     """Stands for the worker process dying mid-event: nothing after it runs, nothing is caught."""
 
