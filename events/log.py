@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import Any
 
+import billiard.util
 import structlog
 from structlog.types import Processor
 
@@ -77,3 +78,6 @@ def configure_logging(fmt: str = JSON, level: str = "INFO") -> None:
     for name, floor in QUIETER.items():
         logging.getLogger(name).setLevel(max(floor, numeric))
     logging.captureWarnings(True)
+    # billiard (Celery's pool) logs on a logger of its own with propagation off and no handler, so a
+    # pool child's exit would reach stderr as bare text through logging's last resort: send it to root
+    billiard.util.get_logger().propagate = True

@@ -7,6 +7,7 @@ import json
 import logging
 import warnings
 
+import billiard.util
 import pytest
 import structlog
 
@@ -81,3 +82,13 @@ def test_alembic_chatter_is_left_out(capsys: pytest.CaptureFixture[str]) -> None
     logging.getLogger("alembic.runtime.migration").warning("a real problem")
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert events == ["a real problem"]
+
+
+def test_the_pool_supervisors_lines_are_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """billiard's own logger (a pool child that exited on a signal) comes out as a JSON line."""
+    configure_logging("json", "INFO")
+    billiard.util.error("Process %r pid:%r exited with %r", "ForkPoolWorker-1", 42, "signal 15 (SIGTERM)")
+    [line] = capsys.readouterr().err.splitlines()
+    parsed = json.loads(line)
+    assert parsed["logger"] == "multiprocessing" and parsed["level"] == "error"
+    assert "exited with 'signal 15 (SIGTERM)'" in parsed["event"]
